@@ -1,0 +1,490 @@
+// Package state is smsdrop's store: batches, messages, their status history,
+// provider ids, file hashes, opt-outs and replies, in one bbolt file. It is the
+// only package that imports bbolt. Writes are grouped: intake stores a whole
+// batch in one transaction, and the dispatcher applies a whole tick of
+// hand-overs, outcomes, receipts and replies in one transaction.
+package state
+
+import (
+	"bytes"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"smsdrop/batch"
+)
+
+var (
+	bMeta     = []byte("meta")     // "batch_seq", "reply_seq"
+	bBatches  = []byte("batches")  // id → Batch JSON
+	bMsgs     = []byte("msgs")     // batch|line → Message JSON
+	bHashes   = []byte("hashes")   // account NUL sha256 → id (most recent batch with these bytes)
+	bDue      = []byte("due")      // sendAt|id → nil: scheduled batches
+	bActive   = []byte("active")   // id → nil: batches in state sending
+	bHandover = []byte("handover") // batch|line → nil: hand-over in flight
+	bRetry    = []byte("retry")    // nextTry|batch|line → nil
+	bPending  = []byte("pending")  // handed|batch|line → nil: waiting for receipts
+	bProvider = []byte("provider") // provider part id → batch|line|part(be16)
+	bLastMsg  = []byte("last_msg") // account NUL e164 → batch|line; "" account for any
+	bOptout   = []byte("optout")   // account NUL e164 → time
+	bReplies  = []byte("replies")  // seq → Reply JSON
+	bByTime   = []byte("by_time")  // received|id → nil, for retention
+	bInbox    = []byte("inbox")    // account NUL name → id: stored, file not yet moved out of the inbox
+
+	allBuckets = [][]byte{bMeta, bBatches, bMsgs, bHashes, bDue, bActive, bHandover, bRetry, bPending, bProvider, bLastMsg, bOptout, bReplies, bByTime, bInbox}
+)
+
+// ErrNotFound is returned for an unknown batch.
+var ErrNotFound = errors.New("not found")
+
+// Store is the bbolt-backed store.
+type Store struct {
+	db   *bolt.DB
+	path string
+}
+
+// Open opens (creating if needed) the store at path.
+func Open(path string) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w (is another smsdrop running on this data_dir?)", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range allBuckets {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("init store %s: %w", path, err)
+	}
+	return &Store{db: db, path: path}, nil
+}
+
+// Close closes the store.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Size returns the size in bytes of the store's file.
+func (s *Store) Size() int64 {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// Ping checks that the store answers a read transaction.
+func (s *Store) Ping() error { return s.db.View(func(*bolt.Tx) error { return nil }) }
+
+func hashKey(account string, sum []byte) []byte {
+	k := make([]byte, 0, len(account)+1+len(sum))
+	k = append(k, strings.ToLower(account)...)
+	k = append(k, 0)
+	return append(k, sum...)
+}
+
+func acctKey(account, number string) []byte {
+	return []byte(strings.ToLower(account) + "\x00" + number)
+}
+
+func getBatch(tx *bolt.Tx, id uint64) (*Batch, error) {
+	v := tx.Bucket(bBatches).Get(u64(id))
+	if v == nil {
+		return nil, fmt.Errorf("batch %d: %w", id, ErrNotFound)
+	}
+	var b Batch
+	if err := json.Unmarshal(v, &b); err != nil {
+		return nil, fmt.Errorf("decode batch %d: %w", id, err)
+	}
+	return &b, nil
+}
+
+func putBatch(tx *bolt.Tx, b *Batch) error {
+	v, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("encode batch %d: %w", b.ID, err)
+	}
+	return tx.Bucket(bBatches).Put(u64(b.ID), v)
+}
+
+func getMsg(tx *bolt.Tx, k Key) (*Message, error) {
+	v := tx.Bucket(bMsgs).Get(k.bytes())
+	if v == nil {
+		return nil, fmt.Errorf("message %d-%d: %w", k.Batch, k.Line, ErrNotFound)
+	}
+	return decodeMsg(k, v)
+}
+
+func decodeMsg(k Key, v []byte) (*Message, error) {
+	m := &Message{Batch: k.Batch, Line: k.Line}
+	if err := json.Unmarshal(v, m); err != nil {
+		return nil, fmt.Errorf("decode message %d-%d: %w", k.Batch, k.Line, err)
+	}
+	return m, nil
+}
+
+func putMsg(tx *bolt.Tx, m *Message) error {
+	v, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode message %s: %w", m.ID(), err)
+	}
+	return tx.Bucket(bMsgs).Put(Key{m.Batch, m.Line}.bytes(), v)
+}
+
+// Batch returns the stored batch id.
+func (s *Store) Batch(id uint64) (*Batch, error) {
+	var b *Batch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		b, err = getBatch(tx, id)
+		return err
+	})
+	return b, err
+}
+
+// BatchWithMessages calls fn with the batch and then each of its messages in
+// line order, all from one consistent read transaction.
+func (s *Store) BatchWithMessages(id uint64, fn func(b *Batch, next func() (*Message, error)) error) error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		b, err := getBatch(tx, id)
+		if err != nil {
+			return err
+		}
+		c := tx.Bucket(bMsgs).Cursor()
+		prefix := u64(id)
+		k, v := c.Seek(prefix)
+		next := func() (*Message, error) {
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				return nil, nil
+			}
+			m, err := decodeMsg(keyFrom(k), v)
+			k, v = c.Next()
+			return m, err
+		}
+		return fn(b, next)
+	})
+}
+
+// Messages returns every message of batch id in line order.
+func (s *Store) Messages(id uint64) ([]*Message, error) {
+	var out []*Message
+	err := s.BatchWithMessages(id, func(_ *Batch, next func() (*Message, error)) error {
+		for {
+			m, err := next()
+			if err != nil || m == nil {
+				return err
+			}
+			out = append(out, m)
+		}
+	})
+	return out, err
+}
+
+// LookupHash returns the most recent batch of account whose file had these
+// bytes, or nil.
+func (s *Store) LookupHash(account string, sum []byte) (*Batch, error) {
+	var b *Batch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bHashes).Get(hashKey(account, sum))
+		if v == nil {
+			return nil
+		}
+		var err error
+		b, err = getBatch(tx, bytesU64(v))
+		if errors.Is(err, ErrNotFound) {
+			b, err = nil, nil // swept by retention
+		}
+		return err
+	})
+	return b, err
+}
+
+func bytesU64(b []byte) uint64 {
+	var v uint64
+	for _, c := range b[:8] {
+		v = v<<8 | uint64(c)
+	}
+	return v
+}
+
+// OptedOut returns the account's opt-out list as a set of E.164 numbers.
+func (s *Store) OptedOut(account string) (map[string]bool, error) {
+	set := map[string]bool{}
+	prefix := acctKey(account, "")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bOptout).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			set[string(k[len(prefix):])] = true
+		}
+		return nil
+	})
+	return set, err
+}
+
+// NewBatch is what intake hands the store for one processed file.
+type NewBatch struct {
+	Account  string
+	Name     string
+	Sum      []byte // sha256 of the file
+	Received time.Time
+	// Parsed is the parsed file; nil with Invalid set for a file that could
+	// not be parsed at all.
+	Parsed *batch.Batch
+	// DedupeWindow: the same bytes accepted for this account less than this
+	// long ago make a duplicate.
+	DedupeWindow time.Duration
+	// Validity is how long after SendAt retries go on.
+	Validity time.Duration
+}
+
+// CreateBatch stores a processed file in one transaction: the batch, its
+// messages, its hash and its schedule. It decides the state: rejected for an
+// invalid file, duplicate for the same bytes accepted within the dedupe
+// window, else scheduled or sending.
+func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
+	var out *Batch
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bMeta)
+		seq := uint64(0)
+		if v := meta.Get([]byte("batch_seq")); v != nil {
+			seq = bytesU64(v)
+		}
+		seq++
+		if err := meta.Put([]byte("batch_seq"), u64(seq)); err != nil {
+			return err
+		}
+		p := nb.Parsed
+		b := &Batch{
+			ID:       seq,
+			Account:  nb.Account,
+			Name:     nb.Name,
+			Hash:     hex.EncodeToString(nb.Sum),
+			Received: nb.Received,
+		}
+		if p != nil {
+			b.Messages = len(p.Messages)
+			b.Recipients = len(p.Recipients)
+			b.Errors = issueStrings(p.Errors)
+			b.Warnings = issueStrings(p.Warnings)
+		}
+		hk := hashKey(nb.Account, nb.Sum)
+		var prev *Batch
+		if v := tx.Bucket(bHashes).Get(hk); v != nil {
+			if pb, err := getBatch(tx, bytesU64(v)); err == nil {
+				prev = pb
+			}
+		}
+		switch {
+		case p == nil || !p.Valid():
+			b.State, b.Folder = Rejected, "rejected"
+			if len(b.Errors) == 0 {
+				b.Errors = []string{"the file could not be read"}
+			}
+		case prev != nil && prev.State != Rejected && prev.State != Duplicate &&
+			nb.Received.Sub(prev.Received) < nb.DedupeWindow:
+			b.State, b.Folder, b.DuplicateOf = Duplicate, "rejected", prev.ID
+			b.Warnings = append(b.Warnings, fmt.Sprintf("same content as batch %d received %s: nothing sent again", prev.ID, prev.Received.UTC().Format(time.RFC3339)))
+			b.Counts[3] = b.Recipients // every recipient ko: nothing is sent
+		default:
+			b.SendAt = p.SendAt
+			b.Scheduled = p.Scheduled
+			b.Deadline = p.SendAt.Add(nb.Validity)
+			b.Segments = p.Segments
+			if p.Scheduled {
+				b.State, b.Folder = Scheduled, "scheduled"
+				if err := tx.Bucket(bDue).Put(timeKey(p.SendAt, u64(b.ID)), nil); err != nil {
+					return err
+				}
+			} else {
+				b.State, b.Folder = Sending, "archive"
+				if err := tx.Bucket(bActive).Put(u64(b.ID), nil); err != nil {
+					return err
+				}
+			}
+			for i := range p.Recipients {
+				r := &p.Recipients[i]
+				m := &Message{Batch: b.ID, Line: r.Line, Index: r.Message, Input: r.Input, Number: r.Number,
+					Text: r.Text, Encoding: r.Encoding, Segments: r.Segments, Status: r.Status, Code: r.Code,
+					Updated: nb.Received}
+				m.History = []Change{{At: nb.Received, Status: r.Status, Code: r.Code}}
+				if err := putMsg(tx, m); err != nil {
+					return err
+				}
+				b.addCount(r.Status, 1)
+				if r.Code == batch.CodeOptedOut {
+					b.Optout++
+				}
+			}
+			if b.Count(batch.StatusWait) == 0 {
+				// Nothing to send: every recipient was refused at validation.
+				b.State = Done
+				b.Finished = nb.Received
+				_ = tx.Bucket(bActive).Delete(u64(b.ID))
+				_ = tx.Bucket(bDue).Delete(timeKey(p.SendAt, u64(b.ID)))
+			}
+		}
+		if b.State != Rejected && b.State != Duplicate {
+			if err := tx.Bucket(bHashes).Put(hk, u64(b.ID)); err != nil {
+				return err
+			}
+		}
+		// Until the file has left the inbox, its name points at this batch, so
+		// a crash before the move is recognised and the file not processed twice.
+		if err := tx.Bucket(bInbox).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bByTime).Put(timeKey(b.Received, u64(b.ID)), nil); err != nil {
+			return err
+		}
+		out = b
+		return putBatch(tx, b)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store batch for %s/%s: %w", nb.Account, nb.Name, err)
+	}
+	return out, nil
+}
+
+func issueStrings(is []batch.Issue) []string {
+	out := make([]string, len(is))
+	for i, x := range is {
+		out[i] = x.String()
+	}
+	return out
+}
+
+// InboxBatch returns the batch stored for the inbox file name of account
+// whose file has not been moved out yet, or nil.
+func (s *Store) InboxBatch(account, name string) (*Batch, error) {
+	var b *Batch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bInbox).Get(acctKey(account, name))
+		if v == nil {
+			return nil
+		}
+		var err error
+		b, err = getBatch(tx, bytesU64(v))
+		if errors.Is(err, ErrNotFound) {
+			b, err = nil, nil
+		}
+		return err
+	})
+	return b, err
+}
+
+// MarkMoved records that batch id's file has left the inbox.
+func (s *Store) MarkMoved(id uint64) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b, err := getBatch(tx, id)
+		if err != nil {
+			return err
+		}
+		ik := acctKey(b.Account, b.Name)
+		if v := tx.Bucket(bInbox).Get(ik); v != nil && bytesU64(v) == id {
+			if err := tx.Bucket(bInbox).Delete(ik); err != nil {
+				return err
+			}
+		}
+		if b.Moved {
+			return nil
+		}
+		b.Moved = true
+		return putBatch(tx, b)
+	})
+}
+
+// Recover turns every hand-over that was in flight when smsdrop stopped into
+// "no" / UNCONFIRMED: the provider may or may not have it, so it is never
+// sent again (SPEC §9). It returns the batches it changed.
+func (s *Store) Recover(now time.Time) ([]uint64, error) {
+	changed := map[uint64]bool{}
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w := newTxWriter(tx, now)
+		c := tx.Bucket(bHandover).Cursor()
+		var keys [][]byte
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		for _, k := range keys {
+			key := keyFrom(k)
+			m, err := w.msg(key)
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					_ = tx.Bucket(bHandover).Delete(k)
+					continue
+				}
+				return err
+			}
+			if m.Status == batch.StatusWait {
+				if err := w.setStatus(m, batch.StatusNo, batch.CodeUnconfirmed); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(bHandover).Delete(k); err != nil {
+				return err
+			}
+		}
+		if err := w.flush(); err != nil {
+			return err
+		}
+		for id := range w.batches {
+			changed[id] = true
+		}
+		return nil
+	})
+	ids := make([]uint64, 0, len(changed))
+	for id := range changed {
+		ids = append(ids, id)
+	}
+	return ids, err
+}
+
+// BatchesWhere returns the batches for which keep returns true, in id order.
+// It decodes every batch record: meant for start-up and sweeps.
+func (s *Store) BatchesWhere(keep func(*Batch) bool) ([]*Batch, error) {
+	var out []*Batch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bBatches).ForEach(func(k, v []byte) error {
+			var b Batch
+			if err := json.Unmarshal(v, &b); err != nil {
+				return fmt.Errorf("decode batch: %w", err)
+			}
+			if keep(&b) {
+				out = append(out, &b)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Replies returns the replies of account received in [from, to), in order.
+func (s *Store) Replies(account string, from, to time.Time) ([]Reply, error) {
+	var out []Reply
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bReplies).Cursor()
+		end := timeKey(to, nil)
+		for k, v := c.Seek(timeKey(from, nil)); k != nil && bytes.Compare(k[:8], end) < 0; k, v = c.Next() {
+			var r Reply
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decode reply: %w", err)
+			}
+			if !strings.EqualFold(r.Account, account) {
+				continue
+			}
+			r.Seq = bytesU64(k[8:])
+			out = append(out, r)
+		}
+		return nil
+	})
+	return out, err
+}
