@@ -1,0 +1,470 @@
+// Package dispatch sends due messages: it promotes scheduled batches when
+// their time comes, hands messages to the sender at the configured rates,
+// retries transient failures until the batch's validity ends, and stores
+// receipts and replies. It is the only caller of sender.Send, and it writes
+// every change of a tick in one store transaction.
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"strings"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/sender"
+	"smsdrop/state"
+)
+
+// Options configure a Dispatcher.
+type Options struct {
+	Store  *state.Store
+	Sender sender.Sender
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// Rate is the global limit in parts per second; 0 means unlimited.
+	Rate float64
+	// AccountRates are per-account limits in parts per second (0 or absent:
+	// only the global rate).
+	AccountRates map[string]float64
+	// SenderIDs are the accounts' approved sender names.
+	SenderIDs map[string]string
+	// ReceiptTimeout turns parts without a receipt into "no"; 0 = never.
+	ReceiptTimeout time.Duration
+	// OptoutKeywords are reply texts that opt a number out.
+	OptoutKeywords []string
+	// MaxPerTick caps the messages handed over in one tick (default 1000).
+	MaxPerTick int
+	// RetryBase is the first retry delay, doubled each attempt up to
+	// RetryMax (defaults 5s and 10m).
+	RetryBase, RetryMax time.Duration
+	// SendTimeout bounds one Send call, also at shutdown (default 30s).
+	SendTimeout time.Duration
+	// OnChange is told which batches changed (for the results writer).
+	OnChange func(ids []uint64)
+	// OnReplies is told which accounts got replies.
+	OnReplies func(accounts []string)
+	// OnStart is called when a scheduled batch starts sending, to move its
+	// file from scheduled/ to archive/. An error (the file was deleted)
+	// cancels the batch.
+	OnStart func(b *state.Batch) error
+	// OnSent is told how many parts were handed over, and how long the
+	// provider took (for metrics); may be nil.
+	OnSent func(parts int, took time.Duration)
+}
+
+// Dispatcher is the send loop. Run it once.
+type Dispatcher struct {
+	o        Options
+	wake     chan struct{}
+	cancels  chan uint64
+	events   chan eventReq
+	global   *rate.Limiter
+	accounts map[string]*rate.Limiter
+	cursors  map[uint64]int
+	accts    map[uint64]string // batch → account
+	picked   map[state.Key]*state.Message
+}
+
+type eventReq struct {
+	receipts []state.Receipt
+	replies  []state.IncomingReply
+	done     chan error
+}
+
+// New returns a dispatcher.
+func New(o Options) *Dispatcher {
+	if o.MaxPerTick <= 0 {
+		o.MaxPerTick = 1000
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 5 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 10 * time.Minute
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{
+		o:        o,
+		wake:     make(chan struct{}, 1),
+		cancels:  make(chan uint64, 64),
+		events:   make(chan eventReq),
+		accounts: map[string]*rate.Limiter{},
+		cursors:  map[uint64]int{},
+		accts:    map[uint64]string{},
+		picked:   map[state.Key]*state.Message{},
+	}
+	d.global = newLimiter(o.Rate)
+	for a, r := range o.AccountRates {
+		if r > 0 {
+			d.accounts[strings.ToLower(a)] = newLimiter(r)
+		}
+	}
+	return d
+}
+
+func newLimiter(r float64) *rate.Limiter {
+	if r <= 0 {
+		return nil
+	}
+	return rate.NewLimiter(rate.Limit(r), max(int(math.Ceil(r)), 1))
+}
+
+// Wake tells the dispatcher that a new batch was stored.
+func (d *Dispatcher) Wake() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Cancel asks the dispatcher to cancel batch id (its file was deleted).
+func (d *Dispatcher) Cancel(id uint64) {
+	d.cancels <- id
+	d.Wake()
+}
+
+// HandleEvents is the sender's EventHandler: it returns once the events are
+// stored, so the driver acknowledges them only then.
+func (d *Dispatcher) HandleEvents(ctx context.Context, evs []sender.Event) error {
+	req := eventReq{done: make(chan error, 1)}
+	for _, e := range evs {
+		switch e.Kind {
+		case sender.Receipt:
+			req.receipts = append(req.receipts, state.Receipt{PartID: e.PartID, Status: e.Status, Code: e.Code, At: e.At})
+		case sender.Reply:
+			req.replies = append(req.replies, state.IncomingReply{From: e.From, Account: e.Account, Text: e.Text, At: e.At, OptOut: d.isOptout(e.Text)})
+		}
+	}
+	select {
+	case d.events <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (d *Dispatcher) isOptout(text string) bool {
+	t := strings.Join(strings.Fields(text), " ")
+	for _, k := range d.o.OptoutKeywords {
+		if strings.EqualFold(t, strings.TrimSpace(k)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Run sends until ctx is done, then stores the outcome of what is in hand
+// and returns.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	var (
+		outcomes []state.Outcome
+		waiters  []chan error
+		tick     state.Tick
+	)
+	for {
+		now := d.o.Clock.Now()
+		tick = state.Tick{Now: now, Outcomes: outcomes, ReceiptTimeout: d.o.ReceiptTimeout, Cursors: map[uint64]int{}}
+		outcomes = nil
+		waiters = waiters[:0]
+		stopping := ctx.Err() != nil
+		// Collect what arrived without blocking.
+	drain:
+		for {
+			select {
+			case id := <-d.cancels:
+				tick.Cancels = append(tick.Cancels, id)
+			case req := <-d.events:
+				tick.Receipts = append(tick.Receipts, req.receipts...)
+				tick.Replies = append(tick.Replies, req.replies...)
+				waiters = append(waiters, req.done)
+			default:
+				break drain
+			}
+		}
+		var changed []uint64
+		var wait time.Duration = -1
+		if !stopping {
+			promoted, err := d.o.Store.PromoteDue(now)
+			if err != nil {
+				return d.fail(err, waiters)
+			}
+			for _, b := range promoted {
+				changed = append(changed, b.ID)
+				if d.o.OnStart != nil {
+					if err := d.o.OnStart(b); err != nil {
+						d.o.Logger.Info("scheduled file gone at send time: cancelling", "batch", b.ID, "err", err)
+						tick.Cancels = append(tick.Cancels, b.ID)
+					}
+				}
+			}
+			wait, err = d.pick(now, &tick)
+			if err != nil {
+				return d.fail(err, waiters)
+			}
+		}
+		res, err := d.o.Store.Commit(&tick)
+		for _, w := range waiters {
+			w <- err
+		}
+		if err != nil {
+			d.o.Logger.Error("store tick failed", "err", err)
+			return err
+		}
+		changed = append(changed, res.Changed...)
+		if len(changed) > 0 && d.o.OnChange != nil {
+			d.o.OnChange(changed)
+		}
+		if len(res.ReplyAccounts) > 0 && d.o.OnReplies != nil {
+			d.o.OnReplies(res.ReplyAccounts)
+		}
+		if res.UnknownReceipts > 0 {
+			d.o.Logger.Warn("receipts for unknown parts ignored", "count", res.UnknownReceipts)
+		}
+		if len(res.Handed) > 0 {
+			outcomes = d.send(ctx, res.Handed, &tick)
+			continue
+		}
+		if stopping {
+			return nil
+		}
+		if len(tick.Cancels) > 0 || len(tick.Expired) > 0 {
+			continue
+		}
+		d.sleep(ctx, now, wait)
+	}
+}
+
+func (d *Dispatcher) fail(err error, waiters []chan error) error {
+	for _, w := range waiters {
+		w <- err
+	}
+	d.o.Logger.Error("dispatch failed", "err", err)
+	return err
+}
+
+// sleep waits for the next thing to do: a due time, a retry, a receipt
+// timeout, the rate limiter, or news from outside.
+func (d *Dispatcher) sleep(ctx context.Context, now time.Time, limited time.Duration) {
+	next := time.Duration(-1)
+	consider := func(t time.Time, ok bool) {
+		if !ok {
+			return
+		}
+		dd := max(t.Sub(now), 0)
+		if next < 0 || dd < next {
+			next = dd
+		}
+	}
+	consider(d.o.Store.NextDue())
+	consider(d.o.Store.NextRetry())
+	if d.o.ReceiptTimeout > 0 {
+		t, ok := d.o.Store.NextReceiptCheck()
+		consider(t.Add(d.o.ReceiptTimeout), ok)
+	}
+	if limited >= 0 && (next < 0 || limited < next) {
+		next = limited
+	}
+	var timerC <-chan time.Time
+	if next >= 0 {
+		t := d.o.Clock.NewTimer(max(next, time.Millisecond))
+		defer t.Stop()
+		timerC = t.C()
+	}
+	select {
+	case <-ctx.Done():
+	case <-d.wake:
+	case <-timerC:
+	case id := <-d.cancels:
+		// Put it back for the next tick's drain.
+		go func() { d.cancels <- id }()
+	case req := <-d.events:
+		go func() { d.events <- req }()
+	}
+}
+
+// allow takes n parts from the global and the account's limiter, or tells
+// how long to wait.
+func (d *Dispatcher) allow(now time.Time, account string, n int) (bool, time.Duration) {
+	lims := []*rate.Limiter{d.global, d.accounts[strings.ToLower(account)]}
+	var rs []*rate.Reservation
+	for _, l := range lims {
+		if l == nil {
+			continue
+		}
+		if n > l.Burst() {
+			l.SetBurstAt(now, n) // a long message must still be sendable
+		}
+		r := l.ReserveN(now, n)
+		if dly := r.DelayFrom(now); !r.OK() || dly > 0 {
+			r.CancelAt(now)
+			for _, prev := range rs {
+				prev.CancelAt(now)
+			}
+			return false, max(dly, time.Millisecond)
+		}
+		rs = append(rs, r)
+	}
+	return true, 0
+}
+
+// pick chooses this tick's hand-overs: due retries first, then fresh
+// messages of sending batches in batch order. It returns how long to wait
+// when the rate limiter stopped it, or -1.
+func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
+	clear(d.picked)
+	budget := d.o.MaxPerTick
+	retries, err := d.o.Store.DueRetries(now, budget)
+	if err != nil {
+		return -1, err
+	}
+	for _, m := range retries {
+		acct, err := d.account(m.Batch)
+		if err != nil {
+			return -1, err
+		}
+		if ok, w := d.allow(now, acct, max(m.Segments, 1)); !ok {
+			return w, nil
+		}
+		k := state.Key{Batch: m.Batch, Line: m.Line}
+		t.Handovers = append(t.Handovers, k)
+		d.picked[k] = m
+		budget--
+	}
+	active, err := d.o.Store.ActiveBatches()
+	if err != nil {
+		return -1, err
+	}
+	for _, b := range active {
+		if budget <= 0 {
+			break
+		}
+		d.accts[b.ID] = b.Account
+		cur, ok := d.cursors[b.ID]
+		if !ok || cur < b.Cursor {
+			cur = b.Cursor
+		}
+		msgs, last, err := d.o.Store.FreshMessages(b.ID, cur, budget)
+		if err != nil {
+			return -1, err
+		}
+		expired := now.After(b.Deadline)
+		for _, m := range msgs {
+			k := state.Key{Batch: m.Batch, Line: m.Line}
+			if expired {
+				t.Expired = append(t.Expired, k)
+				cur = m.Line
+				budget--
+				continue
+			}
+			if ok, w := d.allow(now, b.Account, max(m.Segments, 1)); !ok {
+				d.cursors[b.ID] = cur
+				t.Cursors[b.ID] = cur
+				return w, nil
+			}
+			t.Handovers = append(t.Handovers, k)
+			d.picked[k] = m
+			cur = m.Line
+			budget--
+		}
+		// Everything scanned up to last was picked or is not fresh.
+		cur = max(cur, last)
+		d.cursors[b.ID] = cur
+		t.Cursors[b.ID] = cur
+	}
+	return -1, nil
+}
+
+func (d *Dispatcher) account(id uint64) (string, error) {
+	if a, ok := d.accts[id]; ok {
+		return a, nil
+	}
+	b, err := d.o.Store.Batch(id)
+	if err != nil {
+		return "", err
+	}
+	d.accts[id] = b.Account
+	return b.Account, nil
+}
+
+// send hands the accepted messages over and turns the answers into outcomes,
+// stored by the next tick.
+func (d *Dispatcher) send(ctx context.Context, keys []state.Key, t *state.Tick) []state.Outcome {
+	msgs := make([]sender.Message, 0, len(keys))
+	outs := make([]state.Outcome, 0, len(keys))
+	attempts := make([]int, 0, len(keys))
+	for _, k := range keys {
+		m, ok := d.picked[k]
+		if !ok {
+			// Cannot happen: the store accepts only what pick offered. The
+			// hand-over mark stays; recovery makes it "no", never re-sent.
+			d.o.Logger.Error("hand-over accepted but not picked", "batch", k.Batch, "line", k.Line)
+			continue
+		}
+		attempts = append(attempts, m.Attempts)
+		acct, _ := d.account(k.Batch)
+		msgs = append(msgs, sender.Message{ID: m.ID(), Account: acct, Batch: m.Batch, Line: m.Line,
+			To: m.Number, From: d.o.SenderIDs[strings.ToLower(acct)], Text: m.Text, Encoding: m.Encoding, Segments: m.Segments})
+		outs = append(outs, state.Outcome{Key: k})
+	}
+	// Shutdown must not cut a hand-over in the middle: wait for answers up
+	// to SendTimeout even when ctx is cancelled.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.o.SendTimeout)
+	defer cancel()
+	start := d.o.Clock.Now()
+	results := d.o.Sender.Send(sctx, msgs)
+	took := d.o.Clock.Now().Sub(start)
+	parts := 0
+	for i := range outs {
+		if i >= len(results) {
+			outs[i].Err, outs[i].Temporary = "NO_ANSWER", true
+			outs[i].NextTry = d.o.Clock.Now().Add(d.o.RetryBase)
+			continue
+		}
+		r := results[i]
+		if r.Err == nil {
+			outs[i].PartIDs = r.PartIDs
+			parts += len(r.PartIDs)
+			continue
+		}
+		var se *sender.Error
+		code := batch.CodeRejected
+		if errors.As(r.Err, &se) && se.Code != "" {
+			code = se.Code
+		}
+		outs[i].Err = code
+		if sender.IsTemporary(r.Err) {
+			outs[i].Temporary = true
+			outs[i].NextTry = d.o.Clock.Now().Add(backoff(d.o.RetryBase, d.o.RetryMax, attempts[i]))
+		}
+		d.o.Logger.Debug("hand-over refused", "msg", msgs[i].ID, "err", r.Err)
+	}
+	clear(d.picked)
+	if d.o.OnSent != nil {
+		d.o.OnSent(parts, took)
+	}
+	return outs
+}
+
+func backoff(base, limit time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 0; i < attempt && d < limit; i++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
