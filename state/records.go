@@ -104,6 +104,8 @@ type Batch struct {
 	Warnings    []string   `json:"warnings,omitempty"`
 	Cursor      int        `json:"cursor,omitempty"` // last line handed to the dispatcher's first pass
 	Finished    time.Time  `json:"finished,omitzero"`
+	// ResultsFinal: the result files of the final state are on disk.
+	ResultsFinal bool `json:"results_final,omitempty"`
 }
 
 // FileName is the name the batch's file has in its folder: "<id>_NAME".

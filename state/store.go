@@ -36,8 +36,9 @@ var (
 	bReplies  = []byte("replies")  // seq → Reply JSON
 	bByTime   = []byte("by_time")  // received|id → nil, for retention
 	bInbox    = []byte("inbox")    // account NUL name → id: stored, file not yet moved out of the inbox
+	bNames    = []byte("names")    // account NUL name → id of the newest batch with that file name
 
-	allBuckets = [][]byte{bMeta, bBatches, bMsgs, bHashes, bDue, bActive, bHandover, bRetry, bPending, bProvider, bLastMsg, bOptout, bReplies, bByTime, bInbox}
+	allBuckets = [][]byte{bMeta, bBatches, bMsgs, bHashes, bDue, bActive, bHandover, bRetry, bPending, bProvider, bLastMsg, bOptout, bReplies, bByTime, bInbox, bNames}
 )
 
 // ErrNotFound is returned for an unknown batch.
@@ -342,6 +343,9 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		if err := tx.Bucket(bInbox).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
 			return err
 		}
+		if err := tx.Bucket(bNames).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
+			return err
+		}
 		if err := tx.Bucket(bByTime).Put(timeKey(b.Received, u64(b.ID)), nil); err != nil {
 			return err
 		}
@@ -487,4 +491,33 @@ func (s *Store) Replies(account string, from, to time.Time) ([]Reply, error) {
 		return nil
 	})
 	return out, err
+}
+
+// Latest returns the id of the newest batch of account whose file had this
+// name, or 0: that batch owns results/NAME.report.
+func (s *Store) Latest(account, name string) uint64 {
+	var id uint64
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bNames).Get(acctKey(account, name)); v != nil {
+			id = bytesU64(v)
+		}
+		return nil
+	})
+	return id
+}
+
+// MarkResultsFinal records that the final result files of batch id are on
+// disk, so start-up does not render them again.
+func (s *Store) MarkResultsFinal(id uint64) error {
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b, err := getBatch(tx, id)
+		if err != nil {
+			return err
+		}
+		if b.ResultsFinal {
+			return nil
+		}
+		b.ResultsFinal = true
+		return putBatch(tx, b)
+	})
 }
