@@ -1,0 +1,272 @@
+// Package gateway assembles smsdrop's services — store, sender, dispatcher,
+// results writer, intake, watcher and FTP server — from a configuration, runs
+// them, and stops them in the order that loses nothing.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"smsdrop/clock"
+	"smsdrop/config"
+	"smsdrop/dispatch"
+	"smsdrop/ftpd"
+	"smsdrop/intake"
+	"smsdrop/results"
+	"smsdrop/sender"
+	"smsdrop/state"
+	"smsdrop/watch"
+)
+
+// Gateway is a running smsdrop.
+type Gateway struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	clock  clock.Clock
+	store  *state.Store
+	sender sender.Sender
+	disp   *dispatch.Dispatcher
+	res    *results.Writer
+	in     *intake.Intake
+	watch  *watch.Watcher
+	ftp    *ftpd.Server
+
+	// Three stages stopped in order: intake and watcher, then the
+	// dispatcher and the sender, then the results writer.
+	stops [3]context.CancelFunc
+	wgs   [3]sync.WaitGroup
+	errMu sync.Mutex
+	err   error
+}
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Logger *slog.Logger
+	Clock  clock.Clock // nil: the wall clock
+	// Sender replaces the configured driver (tests).
+	Sender sender.Sender
+}
+
+// AccountDir is the directory of account login under dataDir.
+func AccountDir(dataDir, login string) string {
+	return filepath.Join(dataDir, "accounts", login)
+}
+
+// New builds every service; nothing runs until Start.
+func New(cfg *config.Config, o Options) (*Gateway, error) {
+	g := &Gateway{cfg: cfg, log: o.Logger, clock: o.Clock}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.clock == nil {
+		g.clock = clock.Real{}
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("data_dir %q: %w", cfg.DataDir, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data_dir: %w", err)
+	}
+	g.store, err = state.Open(filepath.Join(dataDir, "smsdrop.db"))
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			g.store.Close()
+		}
+	}()
+
+	g.sender = o.Sender
+	if g.sender == nil {
+		switch cfg.Sender.Driver {
+		case "sim", "":
+			g.sender, err = sender.NewSim(sender.SimOptions{
+				DeliveryDelay: cfg.Sender.Sim.DeliveryDelay,
+				Outbox:        cfg.Sender.Sim.Outbox,
+				Clock:         g.clock,
+				Logger:        g.log.With("component", "sim"),
+			})
+		default:
+			err = fmt.Errorf("sender driver %q is not available in this build", cfg.Sender.Driver)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	var inAccts []intake.Account
+	var resAccts []results.Account
+	var ftpAccts []ftpd.Account
+	watchDirs := map[string]string{}
+	rates := map[string]float64{}
+	senderIDs := map[string]string{}
+	for i := range cfg.Accounts {
+		a := &cfg.Accounts[i]
+		dir := AccountDir(dataDir, a.Login)
+		inAccts = append(inAccts, intake.Account{Login: a.Login, Dir: dir, Settings: a.BatchSettings(), DedupeWindow: a.DedupeWindow})
+		resAccts = append(resAccts, results.Account{Login: a.Login, Dir: dir, Location: a.Location})
+		ftpAccts = append(ftpAccts, ftpd.Account{Login: a.Login, PasswordHash: a.PasswordHash, Dir: dir,
+			TLSRequired: a.TLSRequired, AllowNets: a.AllowNets, Quota: a.Quota, MaxFileSize: a.MaxFileSize})
+		watchDirs[a.Login] = dir
+		rates[strings.ToLower(a.Login)] = a.Rate
+		senderIDs[strings.ToLower(a.Login)] = a.SenderID
+	}
+
+	g.res = results.New(results.Options{Store: g.store, Accounts: resAccts, Clock: g.clock, Logger: g.log.With("component", "results")})
+	g.in, err = intake.New(intake.Options{
+		Store: g.store, Accounts: inAccts, Clock: g.clock, Logger: g.log.With("component", "intake"),
+		Validity: cfg.Sender.Validity,
+		OnStored: func(b *state.Batch, _ time.Duration) {
+			g.res.Changed(b.ID)
+			g.disp.Wake()
+		},
+		OnRecovered: func(b *state.Batch) { g.res.Changed(b.ID) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.disp = dispatch.New(dispatch.Options{
+		Store: g.store, Sender: g.sender, Clock: g.clock, Logger: g.log.With("component", "dispatch"),
+		Rate: cfg.Sender.Rate, AccountRates: rates, SenderIDs: senderIDs,
+		ReceiptTimeout: cfg.Sender.ReceiptTimeout, OptoutKeywords: cfg.Processing.OptoutKeywords,
+		OnChange:  func(ids []uint64) { g.res.Changed(ids...) },
+		OnReplies: func(accts []string) { g.res.RepliesChanged(accts...) },
+		OnStart:   g.in.Start,
+	})
+	g.watch, err = watch.New(watch.Options{
+		Accounts: watchDirs, Settle: cfg.Processing.Settle, Rescan: cfg.Processing.Rescan,
+		Clock: g.clock, Logger: g.log.With("component", "watch"),
+		OnFile:   g.in.Submit,
+		OnRemove: g.fileRemoved,
+	})
+	if err != nil {
+		return nil, err
+	}
+	g.ftp, err = ftpd.New(ftpd.Config{
+		Listen: cfg.FTP.Listen, PublicHost: cfg.FTP.PublicHost,
+		PassiveStart: cfg.FTP.PassiveStart, PassiveEnd: cfg.FTP.PassiveEnd,
+		TLSCert: cfg.FTP.TLSCert, TLSKey: cfg.FTP.TLSKey, TLSImplicit: cfg.FTP.TLSImplicit,
+		IdleTimeout: cfg.FTP.IdleTimeout, MaxConnections: cfg.FTP.MaxConnections,
+		MaxConnectionsPerIP: cfg.FTP.MaxConnectionsPerIP, MaxLoginFailures: cfg.FTP.MaxLoginFailures,
+		LoginFailureWindow: cfg.FTP.LoginFailureWindow, BanTime: cfg.FTP.BanTime,
+		Accounts: ftpAccts,
+		OnUpload: g.in.Submit,
+		OnDelete: g.fileRemoved,
+		Logger:   g.log.With("component", "ftpd"),
+		Clock:    g.clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	ok = true
+	return g, nil
+}
+
+func (g *Gateway) fileRemoved(login, rel string) {
+	if id := g.in.FileRemoved(login, rel); id != 0 {
+		g.log.Info("batch file deleted: cancelling", "account", login, "file", rel, "batch", id)
+		g.disp.Cancel(id)
+	}
+}
+
+// Start recovers from any crash, then starts every service and the FTP
+// listener.
+func (g *Gateway) Start() error {
+	changed, err := g.store.Recover(g.clock.Now())
+	if err != nil {
+		return err
+	}
+	if len(changed) > 0 {
+		g.log.Warn("hand-overs in flight at the last stop marked no/UNCONFIRMED", "batches", changed)
+	}
+	cancels, err := g.in.Reconcile()
+	if err != nil {
+		return err
+	}
+	if err := g.res.Startup(); err != nil {
+		return err
+	}
+	var ctxs [3]context.Context
+	for i := range ctxs {
+		ctxs[i], g.stops[i] = context.WithCancel(context.Background())
+	}
+	g.goRun(&g.wgs[2], func() error { return g.res.Run(ctxs[2]) })
+	dctx := ctxs[1]
+	g.goRun(&g.wgs[1], func() error { return g.disp.Run(dctx) })
+	g.goRun(&g.wgs[1], func() error {
+		err := g.sender.Run(dctx, g.disp.HandleEvents)
+		if errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	})
+	for _, id := range cancels {
+		g.log.Info("batch file deleted while stopped: cancelling", "batch", id)
+		g.disp.Cancel(id)
+	}
+	g.goRun(&g.wgs[0], func() error { return g.in.Run(ctxs[0]) })
+	g.goRun(&g.wgs[0], func() error { return g.watch.Run(ctxs[0]) })
+	if err := g.ftp.Start(); err != nil {
+		g.Stop()
+		return err
+	}
+	return nil
+}
+
+func (g *Gateway) goRun(wg *sync.WaitGroup, fn func() error) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
+			g.errMu.Lock()
+			if g.err == nil {
+				g.err = err
+			}
+			g.errMu.Unlock()
+			g.log.Error("service stopped", "err", err)
+		}
+	}()
+}
+
+// FTPAddr is the FTP server's listen address.
+func (g *Gateway) FTPAddr() string { return g.ftp.Addr() }
+
+// Store gives tests and operations read access to the store.
+func (g *Gateway) Store() *state.Store { return g.store }
+
+// Stop stops accepting, finishes what is in hand (the file being processed,
+// hand-overs awaiting their answer), flushes the result files and closes
+// the store.
+func (g *Gateway) Stop() error {
+	if err := g.ftp.Stop(); err != nil {
+		g.log.Warn("stop ftp", "err", err)
+	}
+	// Intake and watcher first, so no new batch appears; then the
+	// dispatcher stores the outcome of what is in flight; then the results
+	// writer writes everything still pending.
+	for i, stop := range g.stops {
+		if stop != nil {
+			stop()
+			g.wgs[i].Wait()
+		}
+	}
+	if err := g.sender.Close(); err != nil {
+		g.log.Warn("close sender", "err", err)
+	}
+	if err := g.store.Close(); err != nil {
+		return err
+	}
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	return g.err
+}

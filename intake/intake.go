@@ -1,0 +1,338 @@
+// Package intake turns a file in an account's inbox into a stored batch: it
+// claims the file, hashes it, parses it, stores the batch and only then moves
+// the file out of the inbox (to scheduled/, archive/ or rejected/). It is the
+// only writer of new batches, and it owns the moves of batch files.
+package intake
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/state"
+)
+
+// Account is what intake needs to know of an account.
+type Account struct {
+	Login        string
+	Dir          string // absolute account directory; the inbox
+	Settings     batch.Settings
+	DedupeWindow time.Duration
+}
+
+// Options configure an Intake.
+type Options struct {
+	Store    *state.Store
+	Accounts []Account
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	// Validity is how long after its send time a batch may still be retried.
+	Validity time.Duration
+	// Workers process files concurrently (default 2).
+	Workers int
+	// OnStored is called after a batch is stored and its file moved.
+	OnStored func(b *state.Batch, took time.Duration)
+	// OnRecovered is called when a file stored before a crash was found
+	// still in the inbox and moved without being processed again.
+	OnRecovered func(b *state.Batch)
+}
+
+// Folders are the sub-folders of every account directory.
+var Folders = []string{"scheduled", "archive", "rejected", "results", "replies"}
+
+// Intake processes inbox files.
+type Intake struct {
+	o        Options
+	accounts map[string]*Account
+	queue    chan job
+	mu       sync.Mutex
+	queued   map[job]bool
+}
+
+type job struct{ login, name string }
+
+// New returns an Intake. It creates every account's directory and folders.
+func New(o Options) (*Intake, error) {
+	if o.Workers <= 0 {
+		o.Workers = 2
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	in := &Intake{o: o, accounts: map[string]*Account{}, queue: make(chan job, 4096), queued: map[job]bool{}}
+	for i := range o.Accounts {
+		a := &o.Accounts[i]
+		for _, f := range append([]string{""}, Folders...) {
+			if err := os.MkdirAll(filepath.Join(a.Dir, f), 0o750); err != nil {
+				return nil, fmt.Errorf("create folder %q of account %s: %w", f, a.Login, err)
+			}
+		}
+		in.accounts[strings.ToLower(a.Login)] = a
+	}
+	return in, nil
+}
+
+// Submit queues inbox file name of account login. Submitting a file twice
+// before it is processed queues it once; submitting a file that is gone is
+// harmless.
+func (in *Intake) Submit(login, name string) {
+	j := job{strings.ToLower(login), name}
+	in.mu.Lock()
+	if in.queued[j] {
+		in.mu.Unlock()
+		return
+	}
+	in.queued[j] = true
+	in.mu.Unlock()
+	in.queue <- j
+}
+
+// Run processes queued files until ctx is done.
+func (in *Intake) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range in.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case j := <-in.queue:
+					in.mu.Lock()
+					delete(in.queued, j)
+					in.mu.Unlock()
+					if err := in.Process(j.login, j.name); err != nil {
+						in.o.Logger.Error("process file", "account", j.login, "file", j.name, "err", err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Process handles one inbox file now. A file that is gone is not an error.
+func (in *Intake) Process(login, name string) error {
+	a := in.accounts[strings.ToLower(login)]
+	if a == nil {
+		return fmt.Errorf("unknown account %q", login)
+	}
+	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
+		return fmt.Errorf("refusing inbox name %q", name)
+	}
+	start := in.o.Clock.Now()
+	path := filepath.Join(a.Dir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // already processed
+		}
+		if errors.Is(err, syscall.ELOOP) {
+			in.o.Logger.Warn("symlink in inbox ignored", "account", a.Login, "file", name)
+			return nil
+		}
+		return fmt.Errorf("open %s: %w", name, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", name, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil
+	}
+	limit := a.Settings.MaxFileSize
+	if limit <= 0 {
+		limit = batch.DefaultMaxFileSize
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(f, limit+1)); err != nil {
+		return fmt.Errorf("read %s: %w", name, err)
+	}
+	sum := h.Sum(nil)
+
+	if done, err := in.recover(a, name, sum); done || err != nil {
+		return err
+	}
+
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("rewind %s: %w", name, err)
+	}
+	set := a.Settings
+	set.Now = in.o.Clock.Now
+	optout, err := in.o.Store.OptedOut(a.Login)
+	if err != nil {
+		return err
+	}
+	if len(optout) > 0 {
+		set.OptedOut = func(n string) bool { return optout[n] }
+	}
+	parsed, err := batch.Parse(f, set)
+	if err != nil {
+		in.o.Logger.Warn("file unreadable", "account", a.Login, "file", name, "err", err)
+		parsed = nil
+	}
+	b, err := in.o.Store.CreateBatch(state.NewBatch{
+		Account: a.Login, Name: name, Sum: sum, Received: start,
+		Parsed: parsed, DedupeWindow: a.DedupeWindow, Validity: in.o.Validity,
+	})
+	if err != nil {
+		return err
+	}
+	f.Close()
+	if err := in.move(a, name, b); err != nil {
+		return err
+	}
+	if in.o.OnStored != nil {
+		in.o.OnStored(b, in.o.Clock.Now().Sub(start))
+	}
+	in.o.Logger.Info("file processed", "account", a.Login, "file", name, "batch", b.ID, "state", b.State,
+		"messages", b.Messages, "recipients", b.Recipients, "segments", b.Segments,
+		"errors", len(b.Errors), "took", in.o.Clock.Now().Sub(start))
+	return nil
+}
+
+// recover handles a file whose batch was stored before a crash that came
+// before the file's move: it is moved, not processed again (SPEC §9).
+func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
+	b, err := in.o.Store.InboxBatch(a.Login, name)
+	if err != nil || b == nil {
+		return false, err
+	}
+	if b.Hash == fmt.Sprintf("%x", sum) {
+		if err := in.move(a, name, b); err != nil {
+			return true, err
+		}
+		in.o.Logger.Info("file stored before a restart moved, not processed again", "account", a.Login, "file", name, "batch", b.ID)
+		if in.o.OnRecovered != nil {
+			in.o.OnRecovered(b)
+		}
+		return true, nil
+	}
+	// A new file under the name of a batch whose move was done but not
+	// recorded: record it, then process the new file.
+	if _, err := os.Lstat(in.Path(b)); err == nil {
+		return false, in.o.Store.MarkMoved(b.ID)
+	}
+	return false, nil
+}
+
+func (in *Intake) move(a *Account, name string, b *state.Batch) error {
+	dst := filepath.Join(a.Dir, b.Folder, b.FileName())
+	if err := os.Rename(filepath.Join(a.Dir, name), dst); err != nil {
+		return fmt.Errorf("move %s to %s/: %w", name, b.Folder, err)
+	}
+	return in.o.Store.MarkMoved(b.ID)
+}
+
+// Path is where batch b's file is now on disk.
+func (in *Intake) Path(b *state.Batch) string {
+	a := in.accounts[strings.ToLower(b.Account)]
+	if a == nil {
+		return ""
+	}
+	return filepath.Join(a.Dir, b.Folder, b.FileName())
+}
+
+// Start moves a scheduled batch's file from scheduled/ to archive/ when it
+// starts sending. It fails when the user deleted the file: the batch is then
+// cancelled.
+func (in *Intake) Start(b *state.Batch) error {
+	a := in.accounts[strings.ToLower(b.Account)]
+	if a == nil {
+		return fmt.Errorf("unknown account %q", b.Account)
+	}
+	src := filepath.Join(a.Dir, "scheduled", b.FileName())
+	if err := os.Rename(src, filepath.Join(a.Dir, "archive", b.FileName())); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			if _, err2 := os.Lstat(filepath.Join(a.Dir, "archive", b.FileName())); err2 == nil {
+				return nil // moved before a restart
+			}
+		}
+		return fmt.Errorf("start batch %d: %w", b.ID, err)
+	}
+	return nil
+}
+
+// Reconcile runs at start-up, before the dispatcher: it finishes moves a
+// crash interrupted and returns the batches whose file the user deleted
+// while smsdrop was down, which must be cancelled.
+func (in *Intake) Reconcile() ([]uint64, error) {
+	bs, err := in.o.Store.BatchesWhere(func(b *state.Batch) bool {
+		return b.State == state.Scheduled || b.State == state.Sending
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: %w", err)
+	}
+	var cancel []uint64
+	for _, b := range bs {
+		a := in.accounts[strings.ToLower(b.Account)]
+		if a == nil || !b.Moved {
+			continue // its file is still in the inbox: the first scan handles it
+		}
+		sched := filepath.Join(a.Dir, "scheduled", b.FileName())
+		arch := filepath.Join(a.Dir, "archive", b.FileName())
+		_, errS := os.Lstat(sched)
+		_, errA := os.Lstat(arch)
+		switch {
+		case b.State == state.Sending && errS == nil && errA != nil:
+			if err := os.Rename(sched, arch); err != nil {
+				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
+			}
+		case b.State == state.Scheduled && errS != nil && errA != nil:
+			cancel = append(cancel, b.ID)
+		case b.State == state.Sending && errS != nil && errA != nil:
+			cancel = append(cancel, b.ID)
+		}
+	}
+	return cancel, nil
+}
+
+// FileRemoved is told that rel ("scheduled/12_sms.txt", "archive/12_sms.txt")
+// disappeared from account login; it returns the batch to cancel, or 0.
+func (in *Intake) FileRemoved(login, rel string) uint64 {
+	dir, file, ok := strings.Cut(rel, "/")
+	if !ok || (dir != "scheduled" && dir != "archive") {
+		return 0
+	}
+	idStr, _, ok := strings.Cut(file, "_")
+	if !ok {
+		return 0
+	}
+	var id uint64
+	if _, err := fmt.Sscan(idStr, &id); err != nil || id == 0 {
+		return 0
+	}
+	b, err := in.o.Store.Batch(id)
+	if err != nil || !strings.EqualFold(b.Account, login) || b.FileName() != file {
+		return 0
+	}
+	// A move from scheduled/ to archive/ also removes the scheduled name.
+	if _, err := os.Lstat(filepath.Join(in.accounts[strings.ToLower(login)].Dir, rel)); err == nil {
+		return 0
+	}
+	if dir == "scheduled" {
+		if _, err := os.Lstat(filepath.Join(in.accounts[strings.ToLower(login)].Dir, "archive", file)); err == nil {
+			return 0
+		}
+	}
+	switch {
+	case dir == "scheduled" && b.State == state.Scheduled, dir == "archive" && b.State == state.Sending:
+		return id
+	}
+	return 0
+}

@@ -1,0 +1,423 @@
+// Package results writes what users download: results/NAME.report and
+// results/NAME.csv for each batch, and replies/YYYY-MM-DD.csv. Every file is
+// rendered from the store in one read transaction and written atomically
+// (hidden temporary file, then rename), at most once a second per batch and
+// once more when the batch reaches a final state.
+package results
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/state"
+)
+
+// Account is what the writer needs to know of an account.
+type Account struct {
+	Login    string
+	Dir      string         // absolute account directory
+	Location *time.Location // for scheduled: and reply days
+}
+
+// Options configure a Writer.
+type Options struct {
+	Store    *state.Store
+	Accounts []Account
+	Clock    clock.Clock
+	Logger   *slog.Logger
+	// MinInterval between two writes of one batch (default 1s).
+	MinInterval time.Duration
+}
+
+// Writer renders result files.
+type Writer struct {
+	o        Options
+	accounts map[string]Account
+	notify   chan struct{}
+
+	mu       sync.Mutex
+	pending  map[uint64]bool
+	replies  map[string]bool
+	last     map[uint64]time.Time
+	writeMu  sync.Mutex
+	flushReq chan chan struct{}
+}
+
+// New returns a Writer.
+func New(o Options) *Writer {
+	if o.MinInterval <= 0 {
+		o.MinInterval = time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
+		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
+		flushReq: make(chan chan struct{})}
+	for _, a := range o.Accounts {
+		if a.Location == nil {
+			a.Location = time.UTC
+		}
+		w.accounts[strings.ToLower(a.Login)] = a
+	}
+	return w
+}
+
+// Changed tells the writer that batches changed.
+func (w *Writer) Changed(ids ...uint64) {
+	w.mu.Lock()
+	for _, id := range ids {
+		w.pending[id] = true
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// RepliesChanged tells the writer that accounts got replies.
+func (w *Writer) RepliesChanged(accounts ...string) {
+	w.mu.Lock()
+	for _, a := range accounts {
+		w.replies[strings.ToLower(a)] = true
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *Writer) poke() {
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run writes pending files until ctx is done, then writes everything still
+// pending and returns.
+func (w *Writer) Run(ctx context.Context) error {
+	var timer clock.Timer
+	for {
+		next := w.writePending(false)
+		var timerC <-chan time.Time
+		if next > 0 {
+			if timer == nil {
+				timer = w.o.Clock.NewTimer(next)
+			} else {
+				timer.Reset(next)
+			}
+			timerC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+			w.writePending(true)
+			return nil
+		case <-w.notify:
+		case <-timerC:
+		case done := <-w.flushReq:
+			w.writePending(true)
+			close(done)
+		}
+	}
+}
+
+// Flush writes everything pending now, ignoring the once-a-second limit.
+func (w *Writer) Flush(ctx context.Context) {
+	done := make(chan struct{})
+	select {
+	case w.flushReq <- done:
+		<-done
+	case <-ctx.Done():
+	}
+}
+
+// writePending writes the batches whose interval has passed (all when force)
+// and returns how long until the next one is due, or 0.
+func (w *Writer) writePending(force bool) time.Duration {
+	now := w.o.Clock.Now()
+	w.mu.Lock()
+	var due []uint64
+	var next time.Duration
+	for id := range w.pending {
+		if last, ok := w.last[id]; ok && !force {
+			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
+				if next == 0 || wait < next {
+					next = wait
+				}
+				continue
+			}
+		}
+		due = append(due, id)
+		delete(w.pending, id)
+	}
+	accts := w.replies
+	w.replies = map[string]bool{}
+	w.mu.Unlock()
+
+	for _, id := range due {
+		final, err := w.WriteBatch(id)
+		if err != nil {
+			w.o.Logger.Error("write results", "batch", id, "err", err)
+			continue
+		}
+		w.mu.Lock()
+		if final {
+			delete(w.last, id)
+		} else {
+			w.last[id] = now
+		}
+		w.mu.Unlock()
+	}
+	for a := range accts {
+		if err := w.WriteReplies(a, now); err != nil {
+			w.o.Logger.Error("write replies", "account", a, "err", err)
+		}
+	}
+	return next
+}
+
+// WriteBatch renders batch id's report (and CSV unless rejected) now. It
+// reports whether the batch is in a final state.
+func (w *Writer) WriteBatch(id uint64) (bool, error) {
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	var final bool
+	err := w.o.Store.BatchWithMessages(id, func(b *state.Batch, next func() (*state.Message, error)) error {
+		a, ok := w.accounts[strings.ToLower(b.Account)]
+		if !ok {
+			return fmt.Errorf("unknown account %q", b.Account)
+		}
+		final = b.State.Final()
+		dir := filepath.Join(a.Dir, "results")
+		base := b.Name
+		if latest := w.o.Store.Latest(b.Account, b.Name); latest != b.ID && latest != 0 {
+			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
+		} else if err := supersede(dir, b.Name, b.ID); err != nil {
+			return err
+		}
+		rep := report(b, a.Location)
+		if err := writeAtomic(dir, base+".report", final, func(bw *bufio.Writer) error {
+			_, err := rep.WriteTo(bw)
+			return err
+		}); err != nil {
+			return err
+		}
+		if b.State == state.Rejected || b.State == state.Duplicate {
+			return nil
+		}
+		return writeAtomic(dir, base+".csv", final, func(bw *bufio.Writer) error {
+			cw := csv.NewWriter(bw)
+			cw.UseCRLF = true
+			if err := cw.Write(batch.CSVHeader); err != nil {
+				return err
+			}
+			for {
+				m, err := next()
+				if err != nil {
+					return err
+				}
+				if m == nil {
+					break
+				}
+				if err := cw.Write(row(m).Record()); err != nil {
+					return err
+				}
+			}
+			cw.Flush()
+			return cw.Error()
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("write results of batch %d: %w", id, err)
+	}
+	if final {
+		if err := w.o.Store.MarkResultsFinal(id); err != nil {
+			return final, err
+		}
+	}
+	return final, nil
+}
+
+// supersede renames the results of an older batch that used the same file
+// name to NAME.<old id>.report / .csv, before batch id writes NAME.report.
+func supersede(dir, name string, id uint64) error {
+	old, err := reportBatch(filepath.Join(dir, name+".report"))
+	if err != nil || old == 0 || old == id {
+		return err
+	}
+	for _, ext := range []string{".report", ".csv"} {
+		src := filepath.Join(dir, name+ext)
+		dst := filepath.Join(dir, fmt.Sprintf("%s.%d%s", name, old, ext))
+		if err := os.Rename(src, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("keep results of batch %d: %w", old, err)
+		}
+	}
+	return nil
+}
+
+// reportBatch reads the "batch: N" line a report starts with; 0 when the file
+// does not exist or is not one of ours.
+func reportBatch(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return 0, nil
+		}
+		return 0, err
+	}
+	defer f.Close()
+	line, _ := bufio.NewReader(f).ReadString('\n')
+	v, ok := strings.CutPrefix(strings.TrimSpace(line), "batch: ")
+	if !ok {
+		return 0, nil
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, nil
+	}
+	return id, nil
+}
+
+func report(b *state.Batch, loc *time.Location) *batch.Report {
+	r := &batch.Report{
+		Batch:       b.ID,
+		File:        b.Name,
+		Account:     b.Account,
+		Received:    b.Received.UTC(),
+		State:       string(b.State),
+		Messages:    b.Messages,
+		Recipients:  b.Recipients,
+		Segments:    b.Segments,
+		DuplicateOf: b.DuplicateOf,
+		Errors:      b.Errors,
+		Warnings:    b.Warnings,
+	}
+	if b.Scheduled {
+		r.Scheduled = b.SendAt.In(loc)
+	}
+	if b.State != state.Rejected {
+		counts := b.Counts
+		r.Counts = &counts
+		r.Optout = b.Optout
+	}
+	return r
+}
+
+// validationCodes are the codes given before anything is sent: such a
+// recipient never gets a message id.
+var validationCodes = map[string]bool{
+	batch.CodeInvalidNumber: true, batch.CodeCountryNotAllowed: true, batch.CodeOptedOut: true,
+	batch.CodeDuplicate: true, batch.CodeTooLong: true,
+}
+
+func row(m *state.Message) batch.CSVRow {
+	r := batch.CSVRow{Line: m.Line, Message: m.Index, Input: m.Input, Recipient: m.Number,
+		Status: m.Status, Code: m.Code, Segments: m.Segments, Encoding: m.Encoding,
+		Updated: m.Updated.UTC(), Reply: m.Reply}
+	if !(m.Status == batch.StatusKO && validationCodes[m.Code]) {
+		r.MessageID = m.ID()
+	}
+	if m.Status == batch.StatusWait {
+		r.Code = "" // a retry's last error is not a final code
+	}
+	return r
+}
+
+// WriteReplies rewrites the reply files of account for the days around now
+// (the file of a day is appended to as replies come: rendering it whole from
+// the store gives the same rows and is crash-safe).
+func (w *Writer) WriteReplies(account string, now time.Time) error {
+	a, ok := w.accounts[strings.ToLower(account)]
+	if !ok {
+		return fmt.Errorf("unknown account %q", account)
+	}
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	local := now.In(a.Location)
+	today := time.Date(local.Year(), local.Month(), local.Day(), 0, 0, 0, 0, a.Location)
+	for _, day := range []time.Time{today.AddDate(0, 0, -1), today} {
+		rs, err := w.o.Store.Replies(a.Login, day, day.AddDate(0, 0, 1))
+		if err != nil {
+			return err
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		name := day.Format("2006-01-02") + ".csv"
+		err = writeAtomic(filepath.Join(a.Dir, "replies"), name, true, func(bw *bufio.Writer) error {
+			cw := csv.NewWriter(bw)
+			cw.UseCRLF = true
+			_ = cw.Write([]string{"received", "from", "batch", "line", "message_id", "text"})
+			for _, r := range rs {
+				b, l := "", ""
+				if r.Batch != 0 {
+					b, l = strconv.FormatUint(r.Batch, 10), strconv.Itoa(r.Line)
+				}
+				_ = cw.Write([]string{r.Received.UTC().Format(time.RFC3339), r.From, b, l, r.MessageID(), r.Text})
+			}
+			cw.Flush()
+			return cw.Error()
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeAtomic writes dir/name through a hidden temporary file and a rename,
+// so a client never reads half a file. sync asks for an fsync first (final
+// versions, which are not rendered again after a restart).
+func writeAtomic(dir, name string, sync bool, fill func(*bufio.Writer) error) error {
+	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("create %s: %w", name, err)
+	}
+	tmp := f.Name()
+	bw := bufio.NewWriterSize(f, 64<<10)
+	err = fill(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err == nil && sync {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(tmp, 0o644)
+	}
+	if err == nil {
+		err = os.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// Startup renders every batch whose final results are not on disk yet.
+func (w *Writer) Startup() error {
+	bs, err := w.o.Store.BatchesWhere(func(b *state.Batch) bool { return !b.ResultsFinal })
+	if err != nil {
+		return err
+	}
+	for _, b := range bs {
+		if _, err := w.WriteBatch(b.ID); err != nil {
+			w.o.Logger.Error("write results at start-up", "batch", b.ID, "err", err)
+		}
+	}
+	return nil
+}
