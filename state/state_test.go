@@ -1,0 +1,288 @@
+package state
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"smsdrop/batch"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+func openTest(t testing.TB) *Store {
+	t.Helper()
+	s, err := Open(filepath.Join(t.TempDir(), "smsdrop.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// parsed builds a valid parsed batch of n single-part recipients.
+func parsed(n int, sendAt time.Time, scheduled bool) *batch.Batch {
+	b := &batch.Batch{SendAt: sendAt, Scheduled: scheduled, Messages: []batch.Message{{Index: 1, Line: 2, Template: "hi"}}}
+	for i := range n {
+		b.Recipients = append(b.Recipients, batch.Recipient{Line: 3 + i, Message: 1, Input: fmt.Sprint(447700900000 + i),
+			Number: fmt.Sprintf("+%d", 447700900000+i), Text: "hi", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait})
+		b.Segments++
+	}
+	return b
+}
+
+func TestStatusTransitions(t *testing.T) {
+	W, On, OK, KO, Rep, No := batch.StatusWait, batch.StatusOn, batch.StatusOK, batch.StatusKO, batch.StatusRep, batch.StatusNo
+	tests := []struct {
+		from, to batch.Status
+		ok       bool
+	}{
+		{W, On, true}, {W, KO, true}, {W, No, true}, {W, OK, true}, {W, Rep, true},
+		{On, OK, true}, {On, KO, true}, {On, No, true}, {On, Rep, true}, {On, W, false},
+		{OK, Rep, true}, {OK, On, false}, {OK, KO, false}, {OK, No, false}, {OK, W, false},
+		{KO, OK, false}, {KO, Rep, false}, {KO, On, false},
+		{Rep, OK, false}, {Rep, On, false},
+		{No, OK, true}, {No, KO, true}, {No, Rep, true}, {No, On, false}, {No, W, false},
+		{On, On, false},
+	}
+	for _, tt := range tests {
+		if got := StatusTransition(tt.from, tt.to); got != tt.ok {
+			t.Errorf("%s → %s = %v, want %v", tt.from, tt.to, got, tt.ok)
+		}
+	}
+}
+
+func TestBatchTransitions(t *testing.T) {
+	tests := []struct {
+		from, to BatchState
+		ok       bool
+	}{
+		{Scheduled, Sending, true}, {Scheduled, Cancelled, true}, {Sending, Done, true}, {Sending, Cancelled, true},
+		{Scheduled, Done, false}, {Done, Sending, false}, {Cancelled, Sending, false}, {Rejected, Sending, false},
+		{Duplicate, Sending, false}, {Sending, Scheduled, false},
+	}
+	for _, tt := range tests {
+		if got := BatchTransition(tt.from, tt.to); got != tt.ok {
+			t.Errorf("%s → %s = %v, want %v", tt.from, tt.to, got, tt.ok)
+		}
+	}
+}
+
+func TestCreateBatchStatesAndDedupe(t *testing.T) {
+	s := openTest(t)
+	sum := []byte("0123456789abcdef0123456789abcdef")
+	nb := NewBatch{Account: "demo", Name: "a.txt", Sum: sum, Received: t0, Parsed: parsed(3, t0, false),
+		DedupeWindow: 24 * time.Hour, Validity: 24 * time.Hour}
+	b1, err := s.CreateBatch(nb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b1.ID != 1 || b1.State != Sending || b1.Folder != "archive" || b1.Count(batch.StatusWait) != 3 {
+		t.Fatalf("first batch = %+v", b1)
+	}
+	if got, _ := s.InboxBatch("demo", "a.txt"); got == nil || got.ID != 1 {
+		t.Fatalf("inbox entry before move = %v", got)
+	}
+	if err := s.MarkMoved(1); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InboxBatch("demo", "a.txt"); got != nil {
+		t.Fatalf("inbox entry after move = %v", got)
+	}
+	nb.Received = t0.Add(time.Hour)
+	b2, _ := s.CreateBatch(nb)
+	if b2.ID != 2 || b2.State != Duplicate || b2.DuplicateOf != 1 || b2.Folder != "rejected" {
+		t.Fatalf("same bytes again = %+v", b2)
+	}
+	nb.Account = "other"
+	if b3, _ := s.CreateBatch(nb); b3.State != Sending {
+		t.Errorf("same bytes from another account = %s", b3.State)
+	}
+	nb.Account = "demo"
+	nb.Received = t0.Add(25 * time.Hour)
+	if b4, _ := s.CreateBatch(nb); b4.State != Sending {
+		t.Errorf("same bytes after the window = %s", b4.State)
+	}
+	nb.Parsed = parsed(1, t0.Add(48*time.Hour), true)
+	nb.Sum = []byte("another-sum-another-sum-another-")
+	b5, _ := s.CreateBatch(nb)
+	if b5.State != Scheduled || b5.Folder != "scheduled" {
+		t.Errorf("future D- = %+v", b5)
+	}
+	if due, ok := s.NextDue(); !ok || !due.Equal(t0.Add(48*time.Hour)) {
+		t.Errorf("NextDue = %v %v", due, ok)
+	}
+	bad := &batch.Batch{Errors: []batch.Issue{{Line: 2, Msg: "D-: invalid date"}}}
+	nb.Parsed, nb.Sum = bad, []byte("bad-sum-bad-sum-bad-sum-bad-sum-")
+	b6, _ := s.CreateBatch(nb)
+	if b6.State != Rejected || len(b6.Errors) != 1 || b6.Errors[0] != "line 2: D-: invalid date" {
+		t.Errorf("invalid file = %+v", b6)
+	}
+	if got := s.Latest("demo", "a.txt"); got != 6 {
+		t.Errorf("Latest = %d, want 6", got)
+	}
+}
+
+// handOver runs one tick that marks keys as handed over and returns them.
+func handOver(t *testing.T, s *Store, now time.Time, keys ...Key) []Key {
+	t.Helper()
+	res, err := s.Commit(&Tick{Now: now, Handovers: keys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Handed
+}
+
+func TestTickLifecycle(t *testing.T) {
+	s := openTest(t)
+	b, err := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0,
+		Parsed: parsed(3, t0, false), Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, k2, k3 := Key{b.ID, 3}, Key{b.ID, 4}, Key{b.ID, 5}
+	if h := handOver(t, s, t0, k1, k2, k3); len(h) != 3 {
+		t.Fatalf("handed %v", h)
+	}
+	// A second hand-over of the same message is refused while in flight.
+	if h := handOver(t, s, t0, k1); len(h) != 0 {
+		t.Fatalf("in-flight message handed again: %v", h)
+	}
+	_, err = s.Commit(&Tick{Now: t0.Add(time.Second), Outcomes: []Outcome{
+		{Key: k1, PartIDs: []string{"p1"}},
+		{Key: k2, Err: "THROTTLED", Temporary: true, NextTry: t0.Add(time.Minute)},
+		{Key: k3, Err: "REJECTED:0x0000000B"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = s.Batch(b.ID)
+	if b.Count(batch.StatusOn) != 1 || b.Count(batch.StatusWait) != 1 || b.Count(batch.StatusKO) != 1 {
+		t.Fatalf("counts = %v", b.Counts)
+	}
+	if r, _ := s.DueRetries(t0.Add(time.Minute), 10); len(r) != 1 || r[0].Line != 4 {
+		t.Fatalf("due retries = %v", r)
+	}
+	if fresh, _, _ := s.FreshMessages(b.ID, 0, 10); len(fresh) != 0 {
+		t.Fatalf("fresh after first pass = %d", len(fresh))
+	}
+	// The receipt arrives; a late "on" cannot take it back.
+	res, err := s.Commit(&Tick{Now: t0.Add(2 * time.Second), Receipts: []Receipt{{PartID: "p1", Status: batch.StatusOK}, {PartID: "p1", Status: batch.StatusOn}, {PartID: "nope", Status: batch.StatusOK}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UnknownReceipts != 1 {
+		t.Errorf("unknown receipts = %d", res.UnknownReceipts)
+	}
+	// Retry succeeds, then the reply.
+	handOver(t, s, t0.Add(time.Minute), k2)
+	if _, err := s.Commit(&Tick{Now: t0.Add(time.Minute), Outcomes: []Outcome{{Key: k2, PartIDs: []string{"p2a", "p2b"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(&Tick{Now: t0.Add(2 * time.Minute), Receipts: []Receipt{{PartID: "p2a", Status: batch.StatusOK}}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ = s.Batch(b.ID); b.State != Sending {
+		t.Fatalf("batch done with a part still on: %+v", b)
+	}
+	res, err = s.Commit(&Tick{Now: t0.Add(3 * time.Minute), Receipts: []Receipt{{PartID: "p2b", Status: batch.StatusOK}},
+		Replies: []IncomingReply{{From: "+447700900001", Text: "STOP", At: t0.Add(3 * time.Minute), OptOut: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.ReplyAccounts) != 1 || res.ReplyAccounts[0] != "demo" {
+		t.Errorf("reply accounts = %v", res.ReplyAccounts)
+	}
+	b, _ = s.Batch(b.ID)
+	if b.State != Done || b.Count(batch.StatusOK) != 1 || b.Count(batch.StatusRep) != 1 || b.Count(batch.StatusKO) != 1 {
+		t.Fatalf("final batch = %s %v", b.State, b.Counts)
+	}
+	msgs, _ := s.Messages(b.ID)
+	if m := msgs[1]; m.Status != batch.StatusRep || m.Reply != "STOP" || len(m.History) < 3 {
+		t.Errorf("answered message = %+v", m)
+	}
+	if m := msgs[2]; m.Code != "REJECTED:0x0000000B" {
+		t.Errorf("rejected message code = %q", m.Code)
+	}
+	opt, _ := s.OptedOut("demo")
+	if !opt["+447700900001"] {
+		t.Errorf("opt-out list = %v", opt)
+	}
+	rs, _ := s.Replies("demo", t0, t0.Add(time.Hour))
+	if len(rs) != 1 || rs[0].MessageID() != "1-4" {
+		t.Errorf("replies = %+v", rs)
+	}
+}
+
+func TestRecoverMarksInFlightUnconfirmed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smsdrop.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(2, t0, false), Validity: time.Hour})
+	handOver(t, s, t0, Key{b.ID, 3})
+	s.Close() // the crash: no outcome stored
+
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	changed, err := s.Recover(t0.Add(time.Minute))
+	if err != nil || len(changed) != 1 {
+		t.Fatalf("recover = %v %v", changed, err)
+	}
+	msgs, _ := s.Messages(b.ID)
+	if msgs[0].Status != batch.StatusNo || msgs[0].Code != batch.CodeUnconfirmed {
+		t.Errorf("in-flight message = %s %s", msgs[0].Status, msgs[0].Code)
+	}
+	if h := handOver(t, s, t0.Add(time.Minute), Key{b.ID, 3}); len(h) != 0 {
+		t.Error("an unconfirmed message was handed over again")
+	}
+	if fresh, _, _ := s.FreshMessages(b.ID, 0, 10); len(fresh) != 1 || fresh[0].Line != 4 {
+		t.Errorf("fresh = %v", fresh)
+	}
+}
+
+func TestCancelAndReceiptTimeout(t *testing.T) {
+	s := openTest(t)
+	b, _ := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(3, t0, false), Validity: time.Hour})
+	handOver(t, s, t0, Key{b.ID, 3})
+	if _, err := s.Commit(&Tick{Now: t0, Outcomes: []Outcome{{Key: Key{b.ID, 3}, PartIDs: []string{"p"}}}, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ = s.Batch(b.ID)
+	if b.State != Cancelled || b.Count(batch.StatusKO) != 2 || b.Count(batch.StatusOn) != 1 {
+		t.Fatalf("cancelled batch = %s %v", b.State, b.Counts)
+	}
+	if h := handOver(t, s, t0, Key{b.ID, 4}); len(h) != 0 {
+		t.Error("a cancelled message was handed over")
+	}
+	if _, err := s.Commit(&Tick{Now: t0.Add(73 * time.Hour), ReceiptTimeout: 72 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, _ := s.Messages(b.ID)
+	if msgs[0].Status != batch.StatusNo || msgs[0].Code != batch.CodeReceiptTimeout {
+		t.Errorf("message without receipt = %s %s", msgs[0].Status, msgs[0].Code)
+	}
+	if msgs[1].Code != batch.CodeCancelled {
+		t.Errorf("cancelled code = %s", msgs[1].Code)
+	}
+}
+
+func TestPromoteDue(t *testing.T) {
+	s := openTest(t)
+	b, _ := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(1, t0.Add(time.Hour), true), Validity: time.Hour})
+	if p, _ := s.PromoteDue(t0.Add(59 * time.Minute)); len(p) != 0 {
+		t.Fatalf("promoted early: %v", p)
+	}
+	p, _ := s.PromoteDue(t0.Add(time.Hour))
+	if len(p) != 1 || p[0].ID != b.ID || p[0].State != Sending {
+		t.Fatalf("promoted = %v", p)
+	}
+	if a, _ := s.ActiveBatches(); len(a) != 1 {
+		t.Errorf("active = %v", a)
+	}
+}
