@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -69,6 +70,12 @@ type Dispatcher struct {
 	cursors  map[uint64]int
 	accts    map[uint64]string // batch → account
 	picked   map[state.Key]*state.Message
+	// asleep is true while Run waits for something to do; tests use it to
+	// move a fake clock only once the loop is idle.
+	asleep atomic.Bool
+	// held are what woke the loop up, for the next tick.
+	heldCancels []uint64
+	heldEvents  []eventReq
 }
 
 type eventReq struct {
@@ -183,6 +190,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		outcomes = nil
 		waiters = waiters[:0]
 		stopping := ctx.Err() != nil
+		tick.Cancels = append(tick.Cancels, d.heldCancels...)
+		for _, req := range d.heldEvents {
+			tick.Receipts = append(tick.Receipts, req.receipts...)
+			tick.Replies = append(tick.Replies, req.replies...)
+			waiters = append(waiters, req.done)
+		}
+		d.heldCancels, d.heldEvents = d.heldCancels[:0], d.heldEvents[:0]
 		// Collect what arrived without blocking.
 	drain:
 		for {
@@ -286,15 +300,16 @@ func (d *Dispatcher) sleep(ctx context.Context, now time.Time, limited time.Dura
 		defer t.Stop()
 		timerC = t.C()
 	}
+	d.asleep.Store(true)
+	defer d.asleep.Store(false)
 	select {
 	case <-ctx.Done():
 	case <-d.wake:
 	case <-timerC:
 	case id := <-d.cancels:
-		// Put it back for the next tick's drain.
-		go func() { d.cancels <- id }()
+		d.heldCancels = append(d.heldCancels, id)
 	case req := <-d.events:
-		go func() { d.events <- req }()
+		d.heldEvents = append(d.heldEvents, req)
 	}
 }
 

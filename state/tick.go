@@ -162,9 +162,20 @@ func partRef(k Key, part int) []byte {
 	return b
 }
 
-// Commit applies a tick in one transaction.
+func (t *Tick) empty() bool {
+	return len(t.Outcomes) == 0 && len(t.Cancels) == 0 && len(t.Handovers) == 0 && len(t.Receipts) == 0 &&
+		len(t.Replies) == 0 && len(t.Expired) == 0
+}
+
+// Commit applies a tick in one transaction. An empty tick costs no write.
 func (s *Store) Commit(t *Tick) (TickResult, error) {
 	var res TickResult
+	if t.empty() {
+		next, ok := s.NextReceiptCheck()
+		if t.ReceiptTimeout <= 0 || !ok || next.After(t.Now.Add(-t.ReceiptTimeout)) {
+			return res, nil
+		}
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		res = TickResult{}
 		w := newTxWriter(tx, t.Now)
@@ -537,6 +548,9 @@ func (w *txWriter) sweepReceipts(before time.Time) error {
 // returns them.
 func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 	var out []*Batch
+	if next, ok := s.NextDue(); !ok || next.After(now) {
+		return nil, nil
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		out = nil
 		c := tx.Bucket(bDue).Cursor()

@@ -1,0 +1,319 @@
+package dispatch
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/sender"
+	"smsdrop/state"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+// fakeSender records hand-overs and answers from a script.
+type fakeSender struct {
+	mu     sync.Mutex
+	sent   []sender.Message
+	answer func(m sender.Message, attempt int) error
+	tries  map[string]int
+}
+
+var _ sender.Sender = (*fakeSender)(nil)
+
+func (f *fakeSender) Send(_ context.Context, msgs []sender.Message) []sender.Result {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.tries == nil {
+		f.tries = map[string]int{}
+	}
+	out := make([]sender.Result, len(msgs))
+	for i, m := range msgs {
+		f.tries[m.ID]++
+		if f.answer != nil {
+			if err := f.answer(m, f.tries[m.ID]); err != nil {
+				out[i].Err = err
+				continue
+			}
+		}
+		f.sent = append(f.sent, m)
+		for p := range max(m.Segments, 1) {
+			out[i].PartIDs = append(out[i].PartIDs, fmt.Sprintf("%s.%d", m.ID, p))
+		}
+	}
+	return out
+}
+
+func (f *fakeSender) Run(ctx context.Context, _ sender.EventHandler) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+func (f *fakeSender) Close() error { return nil }
+
+func (f *fakeSender) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sent)
+}
+
+type harness struct {
+	t     *testing.T
+	store *state.Store
+	clk   *clock.Fake
+	snd   *fakeSender
+	d     *Dispatcher
+	stop  func()
+}
+
+func newHarness(t *testing.T, o Options) *harness {
+	t.Helper()
+	st, err := state.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, store: st, clk: clock.NewFake(t0), snd: &fakeSender{}}
+	o.Store, o.Sender, o.Clock = st, h.snd, h.clk
+	h.d = New(o)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); h.d.Run(ctx) }()
+	h.stop = func() { cancel(); <-done; st.Close() }
+	t.Cleanup(func() { h.stop() })
+	return h
+}
+
+func (h *harness) add(n int, sendAt time.Time, scheduled bool, segments int) *state.Batch {
+	h.t.Helper()
+	p := &batch.Batch{SendAt: sendAt, Scheduled: scheduled, Messages: []batch.Message{{Index: 1, Line: 2}}}
+	for i := range n {
+		p.Recipients = append(p.Recipients, batch.Recipient{Line: 3 + i, Message: 1, Number: fmt.Sprintf("+4477009%05d", i),
+			Text: "hi", Encoding: batch.EncodingGSM, Segments: segments, Status: batch.StatusWait})
+	}
+	b, err := h.store.CreateBatch(state.NewBatch{Account: "demo", Name: "f.txt", Sum: []byte(fmt.Sprint(n, sendAt)),
+		Received: h.clk.Now(), Parsed: p, Validity: time.Hour})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.d.Wake()
+	return b
+}
+
+func (h *harness) waitBatch(id uint64, what string, cond func(*state.Batch) bool) *state.Batch {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := h.store.Batch(id)
+		if err == nil && cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for batch %d: %s (now %+v)", id, what, b)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// until moves the clock by step whenever the dispatcher is idle, until cond
+// holds for batch id.
+func (h *harness) until(id uint64, step time.Duration, what string, cond func(*state.Batch) bool) *state.Batch {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := h.store.Batch(id)
+		if err == nil && cond(b) {
+			return b
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for batch %d: %s (now %+v)", id, what, b)
+		}
+		if h.d.asleep.Load() {
+			h.clk.Advance(step)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// advance waits until the dispatcher is idle, then moves the clock.
+func (h *harness) advance(d time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !h.d.asleep.Load() {
+		if time.Now().After(deadline) {
+			h.t.Fatal("dispatcher never went to sleep")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	h.clk.Advance(d)
+}
+
+func TestSendsEverythingOnce(t *testing.T) {
+	h := newHarness(t, Options{})
+	b := h.add(2500, t0, false, 1)
+	h.waitBatch(b.ID, "all on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2500 })
+	if n := h.snd.count(); n != 2500 {
+		t.Fatalf("sent %d, want 2500", n)
+	}
+	seen := map[string]bool{}
+	for _, m := range h.snd.sent {
+		if seen[m.ID] {
+			t.Fatalf("%s sent twice", m.ID)
+		}
+		seen[m.ID] = true
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	h := newHarness(t, Options{Rate: 20})
+	b := h.add(50, t0, false, 1)
+	h.waitBatch(b.ID, "burst", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 20 })
+	// Nothing more goes out until time passes.
+	h.advance(0)
+	if n := h.snd.count(); n != 20 {
+		t.Fatalf("sent %d before time moved, want 20", n)
+	}
+	h.advance(500 * time.Millisecond)
+	h.waitBatch(b.ID, "10 more", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 30 })
+	h.advance(time.Second)
+	h.waitBatch(b.ID, "all", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 50 })
+}
+
+func TestAccountRateCountsParts(t *testing.T) {
+	h := newHarness(t, Options{AccountRates: map[string]float64{"demo": 6}})
+	b := h.add(10, t0, false, 3) // 3 parts each: 2 messages a second
+	h.waitBatch(b.ID, "first two", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2 })
+	h.advance(time.Second)
+	h.waitBatch(b.ID, "two more", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 4 })
+}
+
+func TestTemporaryFailuresRetryThenExpire(t *testing.T) {
+	h := newHarness(t, Options{RetryBase: time.Second})
+	h.snd.answer = func(m sender.Message, attempt int) error {
+		if m.Line == 3 && attempt <= 3 {
+			return &sender.Error{Code: "THROTTLED", Temporary: true}
+		}
+		if m.Line == 4 {
+			return &sender.Error{Code: "THROTTLED", Temporary: true}
+		}
+		if m.Line == 5 {
+			return &sender.Error{Code: "REJECTED:0x0000000B"}
+		}
+		return nil
+	}
+	b := h.add(3, t0, false, 1)
+	h.until(b.ID, time.Second, "line 3 on after 3 throttles", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	b = h.until(b.ID, time.Minute, "line 4 expired", func(b *state.Batch) bool { return b.Count(batch.StatusKO) == 2 })
+	msgs, _ := h.store.Messages(b.ID)
+	if msgs[1].Code != batch.CodeExpired || msgs[2].Code != "REJECTED:0x0000000B" {
+		t.Errorf("codes = %q %q", msgs[1].Code, msgs[2].Code)
+	}
+	if msgs[0].Attempts != 4 {
+		t.Errorf("attempts = %d, want 4", msgs[0].Attempts)
+	}
+}
+
+func TestScheduledBatchWaitsForItsTime(t *testing.T) {
+	var started []uint64
+	var mu sync.Mutex
+	h := newHarness(t, Options{OnStart: func(b *state.Batch) error {
+		mu.Lock()
+		started = append(started, b.ID)
+		mu.Unlock()
+		return nil
+	}})
+	b := h.add(2, t0.Add(time.Hour), true, 1)
+	h.advance(59 * time.Minute)
+	h.advance(0)
+	if n := h.snd.count(); n != 0 {
+		t.Fatalf("sent %d before its time", n)
+	}
+	h.advance(time.Minute)
+	h.waitBatch(b.ID, "sent at its time", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2 })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(started) != 1 || started[0] != b.ID {
+		t.Errorf("OnStart calls = %v", started)
+	}
+}
+
+func TestCancelStopsSending(t *testing.T) {
+	h := newHarness(t, Options{Rate: 5})
+	b := h.add(20, t0, false, 1)
+	h.waitBatch(b.ID, "first burst", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 5 })
+	h.d.Cancel(b.ID)
+	b = h.waitBatch(b.ID, "cancelled", func(b *state.Batch) bool { return b.State == state.Cancelled })
+	if b.Count(batch.StatusKO) != 15 {
+		t.Errorf("counts = %v", b.Counts)
+	}
+	h.advance(10 * time.Second)
+	if n := h.snd.count(); n != 5 {
+		t.Errorf("sent %d after cancel, want 5", n)
+	}
+}
+
+func TestEventsStoredBeforeAck(t *testing.T) {
+	h := newHarness(t, Options{OptoutKeywords: []string{"STOP", "STOP SMS"}})
+	b := h.add(1, t0, false, 1)
+	h.waitBatch(b.ID, "on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	err := h.d.HandleEvents(context.Background(), []sender.Event{
+		{Kind: sender.Receipt, PartID: fmt.Sprintf("%d-3.0", b.ID), Status: batch.StatusOK, At: t0},
+		{Kind: sender.Reply, From: "+447700900000", Text: "  stop   sms ", At: t0},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// HandleEvents returned: the effect must already be stored.
+	b, _ = h.store.Batch(b.ID)
+	if b.Count(batch.StatusRep) != 1 || b.State != state.Done {
+		t.Fatalf("after events: %s %v", b.State, b.Counts)
+	}
+	if opt, _ := h.store.OptedOut("demo"); !opt["+447700900000"] {
+		t.Error("STOP SMS did not opt the number out")
+	}
+}
+
+func BenchmarkDispatch(b *testing.B) {
+	st, err := state.Open(filepath.Join(b.TempDir(), "db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	const per = 2000
+	snd := &fakeSender{}
+	d := New(Options{Store: st, Sender: snd, Clock: clock.Real{}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	b.ResetTimer()
+	var ids []uint64
+	for i := 0; i < b.N; i += per {
+		p := &batch.Batch{SendAt: time.Now(), Messages: []batch.Message{{Index: 1, Line: 2}}}
+		for j := range min(per, b.N-i) {
+			p.Recipients = append(p.Recipients, batch.Recipient{Line: 3 + j, Message: 1, Number: fmt.Sprintf("+4477009%05d", j),
+				Text: "hello there", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait})
+		}
+		nb, err := st.CreateBatch(state.NewBatch{Account: "demo", Name: "f", Sum: []byte(fmt.Sprint(i)), Received: time.Now(), Parsed: p, Validity: time.Hour})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, nb.ID)
+		d.Wake()
+	}
+	for _, id := range ids {
+		for {
+			bb, _ := st.Batch(id)
+			if bb.Count(batch.StatusWait) == 0 {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "parts/s")
+	cancel()
+	<-done
+}
