@@ -145,7 +145,7 @@ type Change struct {
 }
 
 // Message is the stored record of one recipient line.
-type Message struct {
+type Message struct { // stored with encodeMsg (codec.go), not JSON
 	Batch    uint64         `json:"-"`
 	Line     int            `json:"-"`
 	Index    int            `json:"m"`

@@ -127,18 +127,14 @@ func getMsg(tx *bolt.Tx, k Key) (*Message, error) {
 
 func decodeMsg(k Key, v []byte) (*Message, error) {
 	m := &Message{Batch: k.Batch, Line: k.Line}
-	if err := json.Unmarshal(v, m); err != nil {
+	if err := decodeMsgInto(m, v); err != nil {
 		return nil, fmt.Errorf("decode message %d-%d: %w", k.Batch, k.Line, err)
 	}
 	return m, nil
 }
 
 func putMsg(tx *bolt.Tx, m *Message) error {
-	v, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode message %s: %w", m.ID(), err)
-	}
-	return tx.Bucket(bMsgs).Put(Key{m.Batch, m.Line}.bytes(), v)
+	return tx.Bucket(bMsgs).Put(Key{m.Batch, m.Line}.bytes(), encodeMsg(m))
 }
 
 // Batch returns the stored batch id.

@@ -488,7 +488,7 @@ func (w *txWriter) cancel(id uint64) error {
 		}
 		m, ok := w.msgs[key]
 		if !ok {
-			if !bytes.Contains(v, []byte(`"s":"wait"`)) {
+			if msgStatus(v) != batch.StatusWait {
 				continue
 			}
 			m, err = decodeMsg(key, v)
@@ -683,7 +683,7 @@ func (s *Store) FreshMessages(id uint64, after, max int) ([]*Message, int, error
 		for k, v := c.Seek(Key{id, after + 1}.bytes()); k != nil && bytes.HasPrefix(k, prefix) && len(out) < max; k, v = c.Next() {
 			key := keyFrom(k)
 			last = key.Line
-			if !bytes.Contains(v, []byte(`"s":"wait"`)) || hb.Get(k) != nil {
+			if msgStatus(v) != batch.StatusWait || hb.Get(k) != nil {
 				continue
 			}
 			m, err := decodeMsg(key, v)
