@@ -216,6 +216,7 @@ func (g *Gateway) Start() error {
 	}
 	g.goRun(&g.wgs[0], func() error { return g.in.Run(ctxs[0]) })
 	g.goRun(&g.wgs[0], func() error { return g.watch.Run(ctxs[0]) })
+	g.goRun(&g.wgs[0], func() error { return g.sweepLoop(ctxs[0]) })
 	if err := g.ftp.Start(); err != nil {
 		g.Stop()
 		return err
@@ -269,4 +270,47 @@ func (g *Gateway) Stop() error {
 	g.errMu.Lock()
 	defer g.errMu.Unlock()
 	return g.err
+}
+
+// Sweep applies retention now: records of batches finished more than
+// retention ago, their files in archive/, rejected/ and results/, and reply
+// files of days older than that.
+func (g *Gateway) Sweep() error {
+	cutoff := g.clock.Now().Add(-g.cfg.Processing.Retention)
+	removed, err := g.store.Sweep(cutoff)
+	for _, b := range removed {
+		if ferr := g.in.Forget(b); ferr != nil {
+			g.log.Warn("retention", "err", ferr)
+		}
+		if ferr := g.res.Forget(b); ferr != nil {
+			g.log.Warn("retention", "err", ferr)
+		}
+	}
+	if len(removed) > 0 {
+		g.log.Info("retention sweep", "batches_removed", len(removed), "cutoff", cutoff)
+	}
+	if err != nil {
+		return err
+	}
+	return g.res.SweepReplies(cutoff)
+}
+
+func (g *Gateway) sweepLoop(ctx context.Context) error {
+	if g.cfg.Processing.Retention <= 0 {
+		return nil
+	}
+	every := min(max(g.cfg.Processing.Retention/24, time.Minute), time.Hour)
+	t := g.clock.NewTimer(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C():
+			if err := g.Sweep(); err != nil {
+				g.log.Error("retention sweep", "err", err)
+			}
+			t.Reset(every)
+		}
+	}
 }

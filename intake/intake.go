@@ -336,3 +336,16 @@ func (in *Intake) FileRemoved(login, rel string) uint64 {
 	}
 	return 0
 }
+
+// Forget removes the file of a batch swept by retention from archive/ or
+// rejected/. A file the user already deleted is not an error.
+func (in *Intake) Forget(b *state.Batch) error {
+	p := in.Path(b)
+	if p == "" {
+		return nil
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove file of batch %d: %w", b.ID, err)
+	}
+	return nil
+}

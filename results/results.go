@@ -421,3 +421,48 @@ func (w *Writer) Startup() error {
 	}
 	return nil
 }
+
+// Forget removes the result files of a batch swept by retention: NAME.report
+// and NAME.csv when they are still this batch's, else NAME.<id>.*.
+func (w *Writer) Forget(b *state.Batch) error {
+	a, ok := w.accounts[strings.ToLower(b.Account)]
+	if !ok {
+		return nil
+	}
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	dir := filepath.Join(a.Dir, "results")
+	bases := []string{fmt.Sprintf("%s.%d", b.Name, b.ID)}
+	if id, err := reportBatch(filepath.Join(dir, b.Name+".report")); err == nil && id == b.ID {
+		bases = append(bases, b.Name)
+	}
+	for _, base := range bases {
+		for _, ext := range []string{".report", ".csv"} {
+			if err := os.Remove(filepath.Join(dir, base+ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("remove results of batch %d: %w", b.ID, err)
+			}
+		}
+	}
+	return nil
+}
+
+// SweepReplies removes reply files of days that ended before cutoff.
+func (w *Writer) SweepReplies(cutoff time.Time) error {
+	for _, a := range w.accounts {
+		dir := filepath.Join(a.Dir, "replies")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("sweep replies of %s: %w", a.Login, err)
+		}
+		for _, e := range ents {
+			day, err := time.ParseInLocation("2006-01-02.csv", e.Name(), a.Location)
+			if err != nil || !day.AddDate(0, 0, 1).Before(cutoff) {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("sweep replies of %s: %w", a.Login, err)
+			}
+		}
+	}
+	return nil
+}
