@@ -54,6 +54,9 @@ type Options struct {
 	// file from scheduled/ to archive/. An error (the file was deleted)
 	// cancels the batch.
 	OnStart func(b *state.Batch) error
+	// OnStatuses is told how many status changes each tick made, by the
+	// status reached (for metrics); may be nil.
+	OnStatuses func(map[batch.Status]int)
 	// OnSent is told how many parts were handed over, and how long the
 	// provider took (for metrics); may be nil.
 	OnSent func(parts int, took time.Duration)
@@ -246,6 +249,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		if len(res.ReplyAccounts) > 0 && d.o.OnReplies != nil {
 			d.o.OnReplies(res.ReplyAccounts)
+		}
+		if len(res.Statuses) > 0 && d.o.OnStatuses != nil {
+			d.o.OnStatuses(res.Statuses)
 		}
 		if res.UnknownReceipts > 0 {
 			d.o.Logger.Warn("receipts for unknown parts ignored", "count", res.UnknownReceipts)

@@ -14,11 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"smsdrop/batch"
 	"smsdrop/clock"
 	"smsdrop/config"
 	"smsdrop/dispatch"
 	"smsdrop/ftpd"
 	"smsdrop/intake"
+	"smsdrop/metrics"
 	"smsdrop/results"
 	"smsdrop/sender"
 	"smsdrop/state"
@@ -37,6 +39,8 @@ type Gateway struct {
 	in     *intake.Intake
 	watch  *watch.Watcher
 	ftp    *ftpd.Server
+	met    *metrics.Metrics
+	http   *metrics.Server
 
 	// Three stages stopped in order: intake and watcher, then the
 	// dispatcher and the sender, then the results writer.
@@ -104,6 +108,11 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		}
 	}
 
+	g.met = metrics.New(metrics.Gauges{
+		QueueDepth: g.queueDepth,
+		StoreSize:  func() float64 { return float64(g.store.Size()) },
+	})
+
 	var inAccts []intake.Account
 	var resAccts []results.Account
 	var ftpAccts []ftpd.Account
@@ -126,11 +135,21 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g.in, err = intake.New(intake.Options{
 		Store: g.store, Accounts: inAccts, Clock: g.clock, Logger: g.log.With("component", "intake"),
 		Validity: cfg.Sender.Validity,
-		OnStored: func(b *state.Batch, _ time.Duration) {
+		OnStored: func(b *state.Batch, took time.Duration) {
 			g.res.Changed(b.ID)
 			g.disp.Wake()
+			g.met.Files.WithLabelValues(fileOutcome(b)).Inc()
+			g.met.FileDuration.Observe(took.Seconds())
+			for i, st := range batch.Statuses {
+				if b.Counts[i] > 0 && st != batch.StatusKO || b.State != state.Duplicate && st == batch.StatusKO && b.Counts[i] > 0 {
+					g.met.Messages.WithLabelValues(string(st)).Add(float64(b.Counts[i]))
+				}
+			}
 		},
-		OnRecovered: func(b *state.Batch) { g.res.Changed(b.ID) },
+		OnRecovered: func(b *state.Batch) {
+			g.res.Changed(b.ID)
+			g.met.Files.WithLabelValues("recovered").Inc()
+		},
 	})
 	if err != nil {
 		return nil, err
@@ -142,6 +161,15 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		OnChange:  func(ids []uint64) { g.res.Changed(ids...) },
 		OnReplies: func(accts []string) { g.res.RepliesChanged(accts...) },
 		OnStart:   g.in.Start,
+		OnStatuses: func(m map[batch.Status]int) {
+			for st, n := range m {
+				g.met.Messages.WithLabelValues(string(st)).Add(float64(n))
+			}
+		},
+		OnSent: func(parts int, took time.Duration) {
+			g.met.PartsSent.Add(float64(parts))
+			g.met.SendLatency.Observe(took.Seconds())
+		},
 	})
 	g.watch, err = watch.New(watch.Options{
 		Accounts: watchDirs, Settle: cfg.Processing.Settle, Rescan: cfg.Processing.Rescan,
@@ -162,6 +190,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		Accounts: ftpAccts,
 		OnUpload: g.in.Submit,
 		OnDelete: g.fileRemoved,
+		OnLogin:  func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
 		Logger:   g.log.With("component", "ftpd"),
 		Clock:    g.clock,
 	})
@@ -221,7 +250,55 @@ func (g *Gateway) Start() error {
 		g.Stop()
 		return err
 	}
+	if g.cfg.HTTP.Listen != "" {
+		g.http, err = metrics.Listen(g.cfg.HTTP.Listen, g.met.Handler(g.Health), g.log.With("component", "http"))
+		if err != nil {
+			g.Stop()
+			return err
+		}
+	}
 	return nil
+}
+
+// HTTPAddr is the metrics endpoint's address, "" when off.
+func (g *Gateway) HTTPAddr() string {
+	if g.http == nil {
+		return ""
+	}
+	return g.http.Addr()
+}
+
+// Health reports whether the store and the sender are usable.
+func (g *Gateway) Health() error {
+	if err := g.store.Ping(); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if h, ok := g.sender.(interface{ Healthy() error }); ok {
+		if err := h.Healthy(); err != nil {
+			return fmt.Errorf("sender: %w", err)
+		}
+	}
+	return nil
+}
+
+func (g *Gateway) queueDepth() float64 {
+	bs, err := g.store.ActiveBatches()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, b := range bs {
+		n += b.Count(batch.StatusWait)
+	}
+	return float64(n)
+}
+
+func fileOutcome(b *state.Batch) string {
+	switch b.State {
+	case state.Rejected, state.Duplicate, state.Scheduled:
+		return string(b.State)
+	}
+	return "accepted"
 }
 
 func (g *Gateway) goRun(wg *sync.WaitGroup, fn func() error) {
@@ -249,6 +326,9 @@ func (g *Gateway) Store() *state.Store { return g.store }
 // hand-overs awaiting their answer), flushes the result files and closes
 // the store.
 func (g *Gateway) Stop() error {
+	if g.http != nil {
+		_ = g.http.Close()
+	}
 	if err := g.ftp.Stop(); err != nil {
 		g.log.Warn("stop ftp", "err", err)
 	}

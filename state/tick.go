@@ -67,6 +67,8 @@ type TickResult struct {
 	UnknownReceipts int
 	// Unmatched counts replies no message could be found for.
 	Unmatched int
+	// Statuses counts the status changes made, by the status reached.
+	Statuses map[batch.Status]int
 }
 
 // txWriter caches the records one transaction touches and writes each once.
@@ -75,10 +77,11 @@ type txWriter struct {
 	now     time.Time
 	batches map[uint64]*Batch
 	msgs    map[Key]*Message
+	reached map[batch.Status]int
 }
 
 func newTxWriter(tx *bolt.Tx, now time.Time) *txWriter {
-	return &txWriter{tx: tx, now: now, batches: map[uint64]*Batch{}, msgs: map[Key]*Message{}}
+	return &txWriter{tx: tx, now: now, batches: map[uint64]*Batch{}, msgs: map[Key]*Message{}, reached: map[batch.Status]int{}}
 }
 
 func (w *txWriter) batch(id uint64) (*Batch, error) {
@@ -130,6 +133,7 @@ func (w *txWriter) setStatus(m *Message, st batch.Status, code string) error {
 		}
 	}
 	m.Status, m.Code, m.Updated = st, code, w.now
+	w.reached[st]++
 	m.History = append(m.History, Change{At: w.now, Status: st, Code: code})
 	return nil
 }
@@ -224,6 +228,7 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 		for id := range w.batches {
 			res.Changed = append(res.Changed, id)
 		}
+		res.Statuses = w.reached
 		sort.Slice(res.Changed, func(i, j int) bool { return res.Changed[i] < res.Changed[j] })
 		return nil
 	})

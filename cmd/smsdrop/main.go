@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	_ "time/tzdata" // time zones work on hosts without zoneinfo
 
 	"golang.org/x/crypto/bcrypt"
 
