@@ -1,0 +1,119 @@
+package ftpd
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+	"golang.org/x/crypto/bcrypt"
+)
+
+// mainDriver is the library's entry point; it is a separate type so that
+// the library's callbacks do not become part of Server's API.
+type mainDriver struct {
+	s *Server
+}
+
+var (
+	_ ftpserver.MainDriver                      = (*mainDriver)(nil)
+	_ ftpserver.MainDriverExtensionUserVerifier = (*mainDriver)(nil)
+)
+
+// errLogin is the one answer to a wrong login, whatever went wrong, so that
+// the reply does not tell which logins exist.
+var errLogin = errors.New("login incorrect")
+
+// errNoTLS makes the library leave AUTH TLS out of FEAT and refuse it.
+var errNoTLS = errors.New("TLS is not configured")
+
+func (d *mainDriver) GetSettings() (*ftpserver.Settings, error) {
+	return d.s.settings, nil
+}
+
+func (d *mainDriver) ClientConnected(cc ftpserver.ClientContext) (string, error) {
+	if !d.s.admitClient(cc.ID()) {
+		return "server shutting down", errors.New("server shutting down")
+	}
+	d.s.log.Debug("ftp client connected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+	return "smsdrop ready", nil
+}
+
+func (d *mainDriver) ClientDisconnected(cc ftpserver.ClientContext) {
+	d.s.releaseClient(cc.ID())
+	d.s.log.Debug("ftp client disconnected", "client", cc.ID(), "remote", cc.RemoteAddr().String())
+}
+
+func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
+	if d.s.tlsConfig == nil {
+		return nil, errNoTLS
+	}
+	return d.s.tlsConfig, nil
+}
+
+// PreAuthUser refuses a TLS-only account on a clear connection at USER, so
+// the client never gets to send its password in clear.
+func (d *mainDriver) PreAuthUser(cc ftpserver.ClientContext, user string) error {
+	acct := d.s.accounts[user]
+	if acct == nil || !acct.TLSRequired || cc.HasTLSForControl() {
+		return nil
+	}
+	d.s.onLogin(OutcomeTLSRequired)
+	d.s.log.Warn("ftp login refused: TLS required", "login", user, "remote", cc.RemoteAddr().String())
+	return errors.New("TLS required for this account (use AUTH TLS)")
+}
+
+func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ftpserver.ClientDriver, error) {
+	s := d.s
+	ip := remoteIP(cc.RemoteAddr())
+	remote := cc.RemoteAddr().String()
+	if s.guard.isBanned(ip) {
+		// The connection was opened before the ban.
+		s.onLogin(OutcomeBanned)
+		s.log.Warn("ftp login refused: address banned", "login", user, "remote", remote)
+		return nil, errLogin
+	}
+	acct := s.accounts[user]
+	if acct == nil {
+		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(pass))
+		s.loginFailed(ip, remote, user, OutcomeUnknownUser)
+		return nil, errLogin
+	}
+	if bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), []byte(pass)) != nil {
+		s.loginFailed(ip, remote, user, OutcomeBadPassword)
+		return nil, errLogin
+	}
+	// The address and TLS checks come after the password so that they
+	// reveal nothing to someone who does not know it.
+	if !acct.allows(ip) {
+		s.onLogin(OutcomeIPNotAllowed)
+		s.log.Warn("ftp login refused: address not allowed", "login", user, "remote", remote)
+		return nil, errors.New("login not allowed from this address")
+	}
+	if acct.TLSRequired {
+		if !cc.HasTLSForControl() {
+			s.onLogin(OutcomeTLSRequired)
+			s.log.Warn("ftp login refused: TLS required", "login", user, "remote", remote)
+			return nil, errors.New("TLS required for this account")
+		}
+		// Files must not travel in clear either: the library then refuses
+		// data connections without PROT P.
+		if err := cc.SetTLSRequirement(ftpserver.MandatoryEncryption); err != nil {
+			return nil, fmt.Errorf("require TLS on transfers: %w", err)
+		}
+	}
+	s.onLogin(OutcomeOK)
+	s.log.Info("ftp login", "login", user, "remote", remote, "tls", cc.HasTLSForControl())
+	return newClientDriver(s, acct, cc.ID()), nil
+}
+
+// loginFailed records a failed login and bans the address when it has
+// failed too often.
+func (s *Server) loginFailed(ip netip.Addr, remote, user, outcome string) {
+	s.onLogin(outcome)
+	s.log.Warn("ftp login failed", "login", user, "remote", remote, "reason", outcome)
+	if until, banned := s.guard.fail(ip); banned {
+		s.log.Warn("ftp address banned", "ip", ip.String(), "until", until, "failures", s.cfg.MaxLoginFailures+1)
+	}
+}

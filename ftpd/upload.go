@@ -1,0 +1,362 @@
+package ftpd
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	ftpserver "github.com/fclairamb/ftpserverlib"
+	"github.com/spf13/afero"
+)
+
+const (
+	// maxNameLen is below the file system's 255 bytes because the gateway
+	// derives longer names from an upload's: "<id>_NAME" in scheduled/,
+	// archive/ and rejected/, "NAME.<id>.report" in results/. With ids of
+	// up to 20 digits those must still fit in 255 bytes.
+	maxNameLen = 200
+	// tempPrefix and tempSuffix frame TempName's names: hidden, and ending
+	// in ".part", so that either of the watcher's ignore rules skips them.
+	tempPrefix = ".upload-"
+	tempSuffix = ".smsdrop.part"
+	// tempHintLen bounds the part of the real name kept in a temporary name
+	// (for operators looking at the inbox), so it never gets too long.
+	tempHintLen = 64
+	// usageTTL is how long a measured account size is trusted; the gateway
+	// also writes and deletes in the account (results, retention), which
+	// the server only learns about by measuring again.
+	usageTTL = time.Minute
+	// uploadPerm keeps uploaded files private to smsdrop's user and group.
+	uploadPerm = 0o640
+)
+
+var errShuttingDown = errors.New("server shutting down")
+
+// TempName returns a new hidden temporary name for an upload to name: it
+// starts with ".upload-", ends with ".smsdrop.part" and is random in
+// between, with a shortened, cleaned copy of name for operators.
+func TempName(name string) string {
+	hint := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || unicode.IsControl(r) {
+			return '_'
+		}
+		return r
+	}, strings.ToValidUTF8(name, "_"))
+	if len(hint) > tempHintLen {
+		cut := tempHintLen
+		for cut > 0 && !utf8.RuneStart(hint[cut]) {
+			cut--
+		}
+		hint = hint[:cut]
+	}
+	return tempPrefix + rand.Text()[:16] + "-" + hint + tempSuffix
+}
+
+func isTempName(name string) bool {
+	return strings.HasPrefix(name, tempPrefix) && strings.HasSuffix(name, tempSuffix)
+}
+
+// nameError wraps ErrFileNameNotAllowed, which the library answers with 553.
+func nameError(reason string) error {
+	return fmt.Errorf("%w: %s", ftpserver.ErrFileNameNotAllowed, reason)
+}
+
+// checkName says why a plain name may not be given to a file in the inbox.
+func checkName(name string) error {
+	switch {
+	case name == "" || name == "/":
+		return nameError("empty name")
+	case len(name) > maxNameLen:
+		return nameError(fmt.Sprintf("longer than %d bytes", maxNameLen))
+	case !utf8.ValidString(name):
+		return nameError("not valid UTF-8")
+	case strings.HasPrefix(name, "."):
+		return nameError("names starting with a dot are reserved")
+	case strings.ContainsAny(name, `/\`):
+		return nameError("no folder separators allowed")
+	case strings.ContainsFunc(name, unicode.IsControl):
+		return nameError("control characters are not allowed")
+	case strings.HasSuffix(name, tempSuffix):
+		return nameError("reserved suffix " + tempSuffix)
+	}
+	return nil
+}
+
+// account is an Account with what the server keeps about it: its chrooted
+// file system and its measured size for the quota.
+type account struct {
+	Account
+	fs    afero.Fs
+	lstat afero.Lstater
+
+	mu         sync.Mutex
+	used       int64 // bytes on disk, uploads in progress excluded
+	inflight   int64 // bytes written so far by uploads in progress
+	measured   bool
+	measuredAt time.Time
+}
+
+func (a *account) allows(ip netip.Addr) bool {
+	if len(a.AllowNets) == 0 {
+		return true
+	}
+	for _, p := range a.AllowNets {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// measure walks the account directory when the last measure is stale.
+func (a *account) measure(now time.Time, log *slog.Logger) {
+	if a.Quota == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.measured && now.Sub(a.measuredAt) < usageTTL {
+		return
+	}
+	var total int64
+	err := filepath.WalkDir(a.Dir, func(p string, e fs.DirEntry, err error) error {
+		if err != nil {
+			if p == a.Dir {
+				return err
+			}
+			return nil // an unreadable entry cannot be counted; go on
+		}
+		// Uploads in progress are counted in inflight, not here.
+		if !e.Type().IsRegular() || isTempName(e.Name()) {
+			return nil
+		}
+		if info, err := e.Info(); err == nil {
+			total += info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		log.Warn("ftp quota: cannot measure account", "err", err)
+		return
+	}
+	a.used, a.measured, a.measuredAt = total, true, now
+}
+
+// fits says whether n more bytes stay within the quota.
+func (a *account) fits(n int64) bool {
+	if a.Quota == 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.used+a.inflight+n <= a.Quota
+}
+
+// reserve counts n bytes about to be written, unless they exceed the quota.
+func (a *account) reserve(n int64) bool {
+	if a.Quota == 0 {
+		return true
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.used+a.inflight+n > a.Quota {
+		return false
+	}
+	a.inflight += n
+	return true
+}
+
+func (a *account) unreserve(n int64) {
+	if a.Quota == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight = max(a.inflight-n, 0)
+}
+
+// commit moves a finished upload's bytes from inflight to used, minus the
+// file it replaced.
+func (a *account) commit(written, replaced int64) {
+	if a.Quota == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.inflight = max(a.inflight-written, 0)
+	a.used = max(a.used+written-replaced, 0)
+}
+
+func (a *account) removed(n int64) {
+	if a.Quota == 0 {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.used = max(a.used-n, 0)
+}
+
+func (a *account) quotaError() error {
+	return fmt.Errorf("%w: account quota of %d bytes reached", ftpserver.ErrStorageExceeded, a.Quota)
+}
+
+func (d *clientDriver) openUpload(name string, flags int, offset int64) (ftpserver.FileTransfer, error) {
+	p := cleanPath(name)
+	if flags&os.O_APPEND != 0 || offset != 0 {
+		return nil, d.refuse("stor", p, errNoResume)
+	}
+	if path.Dir(p) != "/" {
+		return nil, d.refuse("stor", p, nameError("uploads go to the top folder only"))
+	}
+	base := p[1:]
+	if err := checkName(base); err != nil {
+		return nil, d.refuse("stor", p, err)
+	}
+	if _, err := d.replaceable("stor", p); err != nil {
+		return nil, err
+	}
+	if d.acct.Quota > 0 {
+		d.acct.measure(d.s.clk.Now(), d.log)
+		if !d.acct.fits(0) {
+			return nil, d.refuse("stor", p, d.acct.quotaError())
+		}
+	}
+	if !d.s.beginWork() {
+		return nil, d.refuse("stor", p, errShuttingDown)
+	}
+	temp := "/" + TempName(base)
+	f, err := d.fs.OpenFile(temp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, uploadPerm)
+	if err != nil {
+		d.s.active.Done()
+		return nil, d.fail("stor", p, err)
+	}
+	return &upload{d: d, f: f, p: p, temp: temp}, nil
+}
+
+// upload writes a STOR under a temporary name; Close gives the file its
+// real name only when every write succeeded and the library reported no
+// transfer error, and removes it otherwise.
+type upload struct {
+	d       *clientDriver
+	f       afero.File
+	p       string // "/" + real name
+	temp    string // "/" + temporary name
+	written int64
+	err     error // first failure; the upload is dropped when set
+	closed  bool
+}
+
+var (
+	_ ftpserver.FileTransfer      = (*upload)(nil)
+	_ ftpserver.FileTransferError = (*upload)(nil)
+)
+
+// Write stores b unless it would pass the account's size limits, which
+// fails the upload (552) while it streams.
+func (u *upload) Write(b []byte) (int, error) {
+	if u.err != nil {
+		return 0, u.err
+	}
+	n := int64(len(b))
+	acct := u.d.acct
+	if acct.MaxFileSize > 0 && u.written+n > acct.MaxFileSize {
+		u.err = &fs.PathError{Op: "stor", Path: u.p, Err: fmt.Errorf(
+			"%w: files are limited to %d bytes", ftpserver.ErrStorageExceeded, acct.MaxFileSize)}
+		return 0, u.err
+	}
+	if !acct.reserve(n) {
+		u.err = &fs.PathError{Op: "stor", Path: u.p, Err: acct.quotaError()}
+		return 0, u.err
+	}
+	m, err := u.f.Write(b)
+	u.written += int64(m)
+	if int64(m) < n {
+		acct.unreserve(n - int64(m))
+	}
+	if err != nil {
+		u.err = u.d.fail("stor", u.p, err)
+		return m, u.err
+	}
+	return m, nil
+}
+
+// Read fails: an upload handle is write-only.
+func (u *upload) Read([]byte) (int, error) {
+	return 0, &fs.PathError{Op: "read", Path: u.p, Err: fs.ErrPermission}
+}
+
+// Seek allows only seeks that do not move: uploads are never resumed.
+func (u *upload) Seek(offset int64, whence int) (int64, error) {
+	if (whence == io.SeekCurrent && offset == 0) || (whence == io.SeekStart && offset == u.written) {
+		return u.written, nil
+	}
+	return 0, &fs.PathError{Op: "seek", Path: u.p, Err: errNoResume}
+}
+
+// TransferError records that the data connection failed (ABOR, reset,
+// I/O error): the upload must not be kept.
+func (u *upload) TransferError(err error) {
+	if u.err == nil {
+		u.err = err
+	}
+}
+
+// Close publishes or drops the upload. On success the gateway is told
+// before the client receives its "226".
+func (u *upload) Close() error {
+	if u.closed {
+		return u.err
+	}
+	u.closed = true
+	defer u.d.s.active.Done()
+	if u.err == nil {
+		// Durable before it is visible: the gateway may act on the file as
+		// soon as it has its name.
+		if err := u.f.Sync(); err != nil {
+			u.err = u.d.fail("stor", u.p, err)
+		}
+	}
+	if err := u.f.Close(); err != nil && u.err == nil {
+		u.err = u.d.fail("stor", u.p, err)
+	}
+	if u.err == nil {
+		u.err = u.publish()
+	}
+	if u.err != nil {
+		if err := u.d.fs.Remove(u.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			u.d.log.Error("ftp upload: temporary file not removed", "path", u.temp, "err", err)
+		}
+		u.d.acct.unreserve(u.written)
+		u.d.log.Info("ftp upload dropped", "path", u.p, "bytes", u.written, "err", u.err)
+		return u.err
+	}
+	u.d.log.Info("ftp upload", "path", u.p, "bytes", u.written)
+	u.d.notifyUpload(u.p[1:])
+	return nil
+}
+
+// publish renames the temporary file over the real name.
+func (u *upload) publish() error {
+	// Checked again: a folder may have appeared under that name meanwhile.
+	replaced, err := u.d.replaceable("stor", u.p)
+	if err != nil {
+		return err
+	}
+	if err := u.d.fs.Rename(u.temp, u.p); err != nil {
+		return u.d.fail("stor", u.p, err)
+	}
+	u.d.acct.commit(u.written, replaced)
+	return nil
+}
