@@ -164,7 +164,7 @@ func New(cfg Config) (*Server, error) {
 		accounts: make(map[string]*account, len(cfg.Accounts)),
 		clients:  make(map[uint32]struct{}),
 	}
-	cost := bcrypt.DefaultCost
+	cost := 0
 	for i, a := range cfg.Accounts {
 		acct, err := newAccount(a)
 		if err != nil {
@@ -178,8 +178,12 @@ func New(cfg Config) (*Server, error) {
 			cost = c
 		}
 	}
-	// Unknown users are checked against this hash so that they cost as
-	// much time as a wrong password and do not reveal which logins exist.
+	if cost == 0 {
+		cost = bcrypt.DefaultCost
+	}
+	// Unknown users are checked against this hash, as costly as the
+	// dearest account's, so that they take as long as a wrong password and
+	// do not reveal which logins exist.
 	dummy, err := bcrypt.GenerateFromPassword([]byte(rand.Text()), cost)
 	if err != nil {
 		return nil, fmt.Errorf("ftpd: dummy password hash: %w", err)
@@ -315,13 +319,14 @@ func (s *Server) Start() error {
 	}
 	// Our own listener, not the library's, so that refused connections get
 	// a proper "421" before the library sees them.
-	s.listener = &guardListener{Listener: inner, s: s}
-	s.settings.Listener = s.listener
+	gl := &guardListener{Listener: inner, s: s}
+	s.settings.Listener = gl
 	s.settings.ListenAddr = inner.Addr().String()
 	if err := s.ftp.Listen(); err != nil {
 		_ = inner.Close()
 		return fmt.Errorf("ftpd: %w", err)
 	}
+	s.listener = gl
 	s.started = true
 	s.serveDone = make(chan struct{})
 	go func() {

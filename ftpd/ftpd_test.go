@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/jlaffaye/ftp"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestLogin(t *testing.T) {
@@ -41,6 +42,28 @@ func TestLogin(t *testing.T) {
 				t.Fatalf("outcomes %v, want last %q", logins, tt.wantOutcome)
 			}
 		})
+	}
+}
+
+func TestLoginFailuresLookAlike(t *testing.T) {
+	e := startEnv(t, nil)
+	reply := func(user, pass string) string {
+		raw := dialRaw(t, e.addr, "")
+		if code, msg := raw.cmd("USER %s", user); code != 331 {
+			t.Fatalf("USER %s: %d %s", user, code, msg)
+		}
+		code, msg := raw.cmd("PASS %s", pass)
+		if code != 530 {
+			t.Fatalf("PASS for %s: %d %s", user, code, msg)
+		}
+		return msg
+	}
+	if unknown, wrong := reply("nobody", "x"), reply(userA, "x"); unknown != wrong {
+		t.Fatalf("unknown user %q and wrong password %q differ", unknown, wrong)
+	}
+	// Unknown users are checked against a hash as costly as the accounts'.
+	if cost, err := bcrypt.Cost(e.srv.dummyHash); err != nil || cost != bcrypt.MinCost {
+		t.Fatalf("dummy hash cost %d %v, want the accounts' %d", cost, err, bcrypt.MinCost)
 	}
 }
 
@@ -265,6 +288,10 @@ func TestFoldersReadAndDelete(t *testing.T) {
 	writeFile(t, filepath.Join(root, "results", "sms.txt.csv"), "line,message\n")
 	writeFile(t, filepath.Join(root, "scheduled", "12_sms.txt"), "U-DEMO\n")
 	writeFile(t, filepath.Join(root, "archive", "11_a.txt"), "U-DEMO\n")
+	// Hidden files (a results writer's temporary file, an upload in
+	// progress) are neither listed nor readable.
+	writeFile(t, filepath.Join(root, "results", ".sms.txt.report.tmp"), "half")
+	writeFile(t, filepath.Join(root, TempName("up.txt")), "half")
 	c := e.login(userA, passA)
 
 	t.Run("MLSD", func(t *testing.T) {
@@ -278,6 +305,15 @@ func TestFoldersReadAndDelete(t *testing.T) {
 		}
 		if !slices.Equal(names, []string{"sms.txt.csv", "sms.txt.report"}) {
 			t.Fatalf("MLSD %v", names)
+		}
+	})
+	t.Run("hidden files", func(t *testing.T) {
+		if r, err := c.Retr("/results/.sms.txt.report.tmp"); err == nil {
+			_ = r.Close()
+			t.Fatal("RETR of a hidden file succeeded")
+		}
+		if err := c.Delete("/results/.sms.txt.report.tmp"); err == nil {
+			t.Fatal("DELE of a hidden file succeeded")
 		}
 	})
 	t.Run("LIST", func(t *testing.T) {
