@@ -210,14 +210,38 @@ func (lr *lineReader) consume(n int) bool {
 	return true
 }
 
-// issues collects errors or warnings, each at most once.
+// issues collects errors or warnings, each at most once, keeping only what
+// a report can show: once MaxIssues are stored, an issue on a later line
+// than all of them can never be among the first MaxIssues by line, so it is
+// only counted. That keeps a file of a million bad lines from holding a
+// million messages.
 type issues struct {
-	list []Issue
-	seen map[Issue]struct{}
+	list    []Issue
+	seen    map[Issue]struct{}
+	maxLine int // highest line in list
+	dropped int // issues counted but not kept
+	// repeats says identical issues may come again after being dropped
+	// (warnings: a template line's change, once per recipient), so dropped
+	// ones are remembered to count each once. Errors never repeat, and
+	// remembering them would defeat the bound.
+	repeats bool
 }
 
 func (l *issues) add(line int, format string, args ...any) {
+	if l.skip(line) {
+		return
+	}
 	l.addIssue(Issue{Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// skip counts an issue of line without keeping it when it would be dropped
+// anyway, before the cost of wording it.
+func (l *issues) skip(line int) bool {
+	if l.repeats || len(l.list) < MaxIssues || line <= l.maxLine {
+		return false
+	}
+	l.dropped++
+	return true
 }
 
 func (l *issues) addIssue(is Issue) {
@@ -227,21 +251,29 @@ func (l *issues) addIssue(is Issue) {
 	if l.seen == nil {
 		l.seen = make(map[Issue]struct{})
 	}
+	if len(l.list) >= MaxIssues && is.Line > l.maxLine {
+		l.dropped++
+		if l.repeats {
+			l.seen[is] = struct{}{}
+		}
+		return
+	}
 	l.seen[is] = struct{}{}
 	l.list = append(l.list, is)
+	l.maxLine = max(l.maxLine, is.Line)
 }
 
 // final returns the issues in line order (whole-file ones first), at most
 // MaxIssues of them plus one entry counting the rest.
 func (l *issues) final(noun string) []Issue {
 	sort.SliceStable(l.list, func(i, j int) bool { return l.list[i].Line < l.list[j].Line })
-	if len(l.list) <= MaxIssues {
+	more := l.dropped + max(len(l.list)-MaxIssues, 0)
+	if more == 0 {
 		return l.list
 	}
-	out := append(l.list[:MaxIssues:MaxIssues], Issue{
-		Msg: fmt.Sprintf("… %d more %s not shown", len(l.list)-MaxIssues, noun),
+	return append(l.list[:MaxIssues:MaxIssues], Issue{
+		Msg: fmt.Sprintf("… %d more %s not shown", more, noun),
 	})
-	return out
 }
 
 // piece is a run of a message template: literal text, or a placeholder.
@@ -299,7 +331,7 @@ type recipientInput struct {
 // beyond the Recipient fields it fills directly.
 type recipientOutput struct {
 	useRef  bool    // its template changes are exactly the message's
-	tooBig  bool    // personalised text over MaxTextBytes
+	tooBig  bool    // template or personalised text over MaxTextBytes
 	issues  []Issue // warnings of its own line or template lines
 	missing bool
 }
@@ -335,6 +367,7 @@ type parser struct {
 // be UTF-8 from that line on, and every line is read as Windows-1252.
 func newParser(s Settings, now time.Time, badLine int) *parser {
 	p := &parser{s: s, now: now, uniq: make(map[string]int32)}
+	p.warns.repeats = true
 	p.b.Decoding = "utf-8"
 	if badLine > 0 {
 		p.switchTo1252(badLine, false)
@@ -460,6 +493,17 @@ func (p *parser) line(n int, raw []byte) {
 	if tag != "U-" && p.firstTag == 0 {
 		p.firstTag, p.firstTagName = n, tag
 	}
+	if p.overLine > 0 {
+		// The file is rejected for its size: what follows is only counted,
+		// so that nothing more is kept of it.
+		switch tag {
+		case "T-", "T>":
+			return
+		case "#-":
+			p.recipientLines++
+			return
+		}
+	}
 	switch tag {
 	case "U-":
 		p.code(n, strings.TrimSpace(p.decode(raw[2:])))
@@ -473,6 +517,9 @@ func (p *parser) line(n int, raw []byte) {
 }
 
 func (p *parser) unknown(n int, raw []byte) {
+	if p.errs.skip(n) {
+		return
+	}
 	upper := strings.ToUpper(string(raw[:min(len(raw), 2)]))
 	switch upper {
 	case "U-", "D-", "T-", "#-":
@@ -766,6 +813,11 @@ func (p *parser) personalise(i int, sc *scratch) {
 	out := &p.outs[i]
 	m := p.msgs[r.Message-1]
 	if m.broken {
+		out.tooBig = true
+		r.Encoding = EncodingGSM
+		if p.s.Charset == CharsetUnicode {
+			r.Encoding = EncodingUCS2
+		}
 		return
 	}
 	if !m.hasFields {
@@ -939,11 +991,11 @@ func (p *parser) finish() *Batch {
 		case CodeOptedOut:
 			detail = fmt.Sprintf("%s is on the account's opt-out list", r.Number)
 		}
-		if r.Code == "" && !m.broken && (out.tooBig || r.Segments > p.s.MaxSegments) {
+		if r.Code == "" && (out.tooBig || r.Segments > p.s.MaxSegments) {
 			r.Code = CodeTooLong
 			detail = fmt.Sprintf("the personalised text is %d SMS parts, more than max_segments (%d)", r.Segments, p.s.MaxSegments)
 			if out.tooBig {
-				detail = fmt.Sprintf("the personalised text is longer than %d bytes", MaxTextBytes)
+				detail = fmt.Sprintf("the text is longer than %d bytes", MaxTextBytes)
 			}
 		}
 		if r.Code == "" {

@@ -618,8 +618,13 @@ func TestParseStatuses(t *testing.T) {
 func TestParseHugeText(t *testing.T) {
 	b := parseString(t, "U-DEMO\nT-"+strings.Repeat("#1#", 100)+"\n#-07400123456;"+strings.Repeat("x", 1000)+"\n", nil)
 	r := b.Recipients[0]
-	if r.Code != CodeTooLong || r.Text != "" || r.Segments != 0 {
+	if r.Code != CodeTooLong || r.Text != "" || r.Segments != 0 || r.Encoding != EncodingGSM {
 		t.Errorf("recipient %+v", r)
+	}
+	b = parseString(t, "U-DEMO\nT-"+strings.Repeat("a", 40000)+"\nT-"+strings.Repeat("a", 40000)+"\n#-07400123456\n", func(s *Settings) { s.Charset = CharsetUnicode })
+	r = b.Recipients[0]
+	if b.Valid() || r.Code != CodeTooLong || r.Text != "" || r.Segments != 0 || r.Encoding != EncodingUCS2 {
+		t.Errorf("recipient of an over-long template %+v", r)
 	}
 }
 
@@ -646,6 +651,47 @@ func TestIssueCap(t *testing.T) {
 	if got := b.Warnings[0].String(); got != "line 3: fields 1, 2 missing (the line has 0 after the number): left empty in the text" {
 		t.Errorf("first warning %q", got)
 	}
+}
+
+// TestIssueBound: issues past what a report shows are counted, not kept,
+// and repeated warnings are counted once.
+func TestIssueBound(t *testing.T) {
+	var errs issues
+	for i := 1; i <= 1000; i++ {
+		errs.add(i, "bad")
+	}
+	errs.add(0, "whole file")
+	errs.add(50, "bad")
+	if len(errs.list) != MaxIssues+1 || errs.dropped != 900 {
+		t.Errorf("%d kept, %d dropped", len(errs.list), errs.dropped)
+	}
+	got := errs.final("errors")
+	if got[0].Line != 0 || got[MaxIssues-1].Line != 99 || got[MaxIssues].Msg != "… 901 more errors not shown" {
+		t.Errorf("final: first %v, last kept %v, summary %q", got[0], got[MaxIssues-1], got[MaxIssues].Msg)
+	}
+	warns := issues{repeats: true}
+	for i := 1; i <= 200; i++ {
+		warns.add(i, "field")
+		warns.add(150, "template")
+	}
+	if got := warns.final("warnings"); got[MaxIssues].Msg != "… 101 more warnings not shown" {
+		t.Errorf("summary %q", got[MaxIssues].Msg)
+	}
+}
+
+// TestParseManyMessagesOverLimit: past max_recipients nothing more is kept
+// (the message whose recipient crossed the limit is the last one).
+func TestParseManyMessagesOverLimit(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString("U-DEMO\n")
+	for range 10_000 {
+		sb.WriteString("T-ô\n#-07400123456\n")
+	}
+	b := parseString(t, sb.String(), func(s *Settings) { s.MaxRecipients = 10 })
+	if len(b.Messages) != 11 || len(b.Recipients) != 10 {
+		t.Errorf("%d messages, %d recipients kept", len(b.Messages), len(b.Recipients))
+	}
+	checkIssues(t, "errors", b.Errors, []string{"line 23: more than 10 recipient lines (max_recipients; the file has 10000): split the file"})
 }
 
 // TestParseWorkers: the result does not depend on the number of workers.
