@@ -199,8 +199,8 @@ func TestSeedExamplesDelivered(t *testing.T) {
 	if len(rows) != 8 {
 		t.Fatalf("%d CSV rows, want 8", len(rows))
 	}
-	if r := rows[3]; r["line"] != "8" || r["message"] != "2" || r["recipient"] != "+441234567893" ||
-		r["status"] != "ok" || r["message_id"] != "1-8" || r["encoding"] != "gsm" || r["segments"] != "1" {
+	if r := rows[3]; r["line"] != "9" || r["message"] != "2" || r["recipient"] != "+441234567893" ||
+		r["status"] != "ok" || r["message_id"] != "1-9" || r["encoding"] != "gsm" || r["segments"] != "1" {
 		t.Errorf("row 4 = %v", r)
 	}
 	if _, err := os.Stat(filepath.Join(e.dir("demo"), "archive", "1_mailing.txt")); err != nil {

@@ -188,7 +188,12 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		MaxConnectionsPerIP: cfg.FTP.MaxConnectionsPerIP, MaxLoginFailures: cfg.FTP.MaxLoginFailures,
 		LoginFailureWindow: cfg.FTP.LoginFailureWindow, BanTime: cfg.FTP.BanTime,
 		Accounts: ftpAccts,
-		OnUpload: g.in.Submit,
+		OnUpload: func(login, name string) {
+			// Temporary names wait for their rename, as in the watcher.
+			if !watch.Ignored(name) {
+				g.in.Submit(login, name)
+			}
+		},
 		OnDelete: g.fileRemoved,
 		OnLogin:  func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
 		Logger:   g.log.With("component", "ftpd"),

@@ -205,36 +205,38 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		} else if err := supersede(dir, b.Name, b.ID); err != nil {
 			return err
 		}
-		rep := report(b, a.Location)
-		if err := writeAtomic(dir, base+".report", final, func(bw *bufio.Writer) error {
-			_, err := rep.WriteTo(bw)
-			return err
-		}); err != nil {
-			return err
-		}
-		if b.State == state.Rejected || b.State == state.Duplicate {
-			return nil
-		}
-		return writeAtomic(dir, base+".csv", final, func(bw *bufio.Writer) error {
-			cw := csv.NewWriter(bw)
-			cw.UseCRLF = true
-			if err := cw.Write(batch.CSVHeader); err != nil {
+		// The CSV goes first: once a client sees the report's new state,
+		// the CSV it downloads is at least as new.
+		if b.State != state.Rejected && b.State != state.Duplicate {
+			err := writeAtomic(dir, base+".csv", final, func(bw *bufio.Writer) error {
+				cw := csv.NewWriter(bw)
+				cw.UseCRLF = true
+				if err := cw.Write(batch.CSVHeader); err != nil {
+					return err
+				}
+				for {
+					m, err := next()
+					if err != nil {
+						return err
+					}
+					if m == nil {
+						break
+					}
+					if err := cw.Write(row(m).Record()); err != nil {
+						return err
+					}
+				}
+				cw.Flush()
+				return cw.Error()
+			})
+			if err != nil {
 				return err
 			}
-			for {
-				m, err := next()
-				if err != nil {
-					return err
-				}
-				if m == nil {
-					break
-				}
-				if err := cw.Write(row(m).Record()); err != nil {
-					return err
-				}
-			}
-			cw.Flush()
-			return cw.Error()
+		}
+		rep := report(b, a.Location)
+		return writeAtomic(dir, base+".report", final, func(bw *bufio.Writer) error {
+			_, err := rep.WriteTo(bw)
+			return err
 		})
 	})
 	if err != nil {
