@@ -330,10 +330,9 @@ type recipientInput struct {
 // recipientOutput is what a validation worker found for a recipient
 // beyond the Recipient fields it fills directly.
 type recipientOutput struct {
-	useRef  bool    // its template changes are exactly the message's
-	tooBig  bool    // template or personalised text over MaxTextBytes
-	issues  []Issue // warnings of its own line or template lines
-	missing bool
+	useRef bool    // its template changes are exactly the message's
+	tooBig bool    // template or personalised text over MaxTextBytes
+	issues []Issue // warnings of its own line or template lines
 }
 
 // parser holds the state of one reading of a file.
@@ -859,7 +858,6 @@ func (p *parser) personalise(i int, sc *scratch) {
 		}
 	}
 	if len(sc.missing) > 0 {
-		out.missing = true
 		out.issues = append(out.issues, Issue{Line: r.Line, Msg: missingMsg(sc.missing, len(sc.fields))})
 	}
 	enc := Encode(string(sc.buf), p.s.Charset)
