@@ -140,9 +140,6 @@ func NewSMPP(opts SMPPOptions) (*SMPP, error) {
 		return nil, fmt.Errorf("smpp: negative enquire_link interval %v", opts.EnquireLink)
 	case opts.BindTimeout < 0:
 		return nil, fmt.Errorf("smpp: negative bind timeout %v", opts.BindTimeout)
-	case len(opts.SystemID) > 15 || len(opts.Password) > 8 || len(opts.SystemType) > 12:
-		// SMPP 3.4 §5.2: longer values do not fit the bind PDU's fields.
-		return nil, errors.New("smpp: system_id (15), password (8) or system_type (12) too long")
 	}
 	if opts.SourceAddr != "" {
 		if _, err := sourceAddress(opts.SourceAddr); err != nil {
@@ -348,6 +345,9 @@ func (s *SMPP) keep(ctx context.Context) {
 		}
 		s.mu.Unlock()
 		go c.close() // stops gosmpp's goroutines; may wait for its reader
+		if s.isClosed() {
+			return
+		}
 		if s.clk.Now().Sub(up) >= s.backoffMax {
 			backoff = s.backoffMin
 		}
@@ -599,13 +599,13 @@ func (c *smppCall) result(i int) Result {
 
 // failure describes a part that was not accepted.
 func (o *partOutcome) failure() error {
-	if o.kind == partRefused {
+	switch {
+	case o.err != nil:
+		return o.err
+	case o.kind == partRefused:
 		return fmt.Errorf("refused with %s", o.status)
 	}
-	if o.err == nil {
-		return errors.New("not submitted")
-	}
-	return o.err
+	return errors.New("not submitted")
 }
 
 // pass submits the parts todo on the current connection, keeping at most
@@ -636,7 +636,8 @@ func (s *SMPP) pass(ctx context.Context, call *smppCall, todo []int, fresh bool)
 			continue
 		}
 		if fresh && throttled && p.seq == 1 && !call.started(p.msg) {
-			p.out = partOutcome{idx: idx, kind: partRefused, status: data.ESME_RTHROTTLED}
+			p.out = partOutcome{idx: idx, kind: partRefused, status: data.ESME_RTHROTTLED,
+				err: errors.New("not submitted: the SMSC is throttling this call's messages")}
 			continue
 		}
 		req, err := s.submitPDU(call.msgs[p.msg], p)
@@ -658,7 +659,12 @@ func (s *SMPP) pass(ctx context.Context, call *smppCall, todo []int, fresh bool)
 			record(o)
 		case <-ctx.Done():
 			// Every part still waiting gets its outcome at once.
-			c.abandon(out, ctx.Err())
+			if n := c.abandon(out, ctx.Err()); n > 0 {
+				// An SMSC that leaves submit_sm unanswered this long would
+				// keep the window shut for good: start afresh on a new bind.
+				s.log.Warn("smpp: submit_sm unanswered at the deadline, dropping the connection", "conn", c.gen, "parts", n)
+				go c.close()
+			}
 			for waiting > 0 {
 				record(<-out)
 			}

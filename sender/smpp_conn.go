@@ -239,8 +239,8 @@ func (c *smppConn) submit(ctx context.Context, req *pdu.SubmitSM, idx int, out c
 
 // abandon settles every part of out still waiting: those not written yet
 // are withdrawn (watchConn will not write them), those written become
-// unconfirmed.
-func (c *smppConn) abandon(out chan<- partOutcome, why error) {
+// unconfirmed. It returns how many were written.
+func (c *smppConn) abandon(out chan<- partOutcome, why error) (written int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for seq, e := range c.pending {
@@ -252,12 +252,14 @@ func (c *smppConn) abandon(out chan<- partOutcome, why error) {
 			// Its window slot stays taken until its answer comes.
 			e.abandoned = true
 			e.out <- partOutcome{idx: e.idx, kind: partUnconfirmed, err: why}
+			written++
 			continue
 		}
 		delete(c.pending, seq)
 		<-c.slots
 		e.out <- partOutcome{idx: e.idx, kind: partNotSent, err: why}
 	}
+	return written
 }
 
 // answer settles the submit_sm with sequence number seq.

@@ -370,6 +370,7 @@ type moGroup struct {
 	codings []int
 	have    int
 	since   time.Time
+	done    bool // complete, its reply being stored
 }
 
 // text decodes the whole message. The parts' bytes are joined before
@@ -407,12 +408,16 @@ func newMOAssembler(timeout time.Duration, max int) *moAssembler {
 }
 
 // add stores part seq of k and returns the group when that completes it.
-// The group stays until forget or reopen. A part out of range is dropped.
+// The group stays until forget or reopen; a part of it that comes again
+// meanwhile is a duplicate and dropped, as is a part out of range.
 func (a *moAssembler) add(now time.Time, k moKey, seq, coding int, payload []byte) *moGroup {
 	if seq < 1 || seq > k.total {
 		return nil
 	}
 	g := a.groups[k]
+	if g != nil && g.done {
+		return nil
+	}
 	if g == nil {
 		if len(a.groups) >= a.max {
 			a.dropOldest()
@@ -428,6 +433,7 @@ func (a *moAssembler) add(now time.Time, k moKey, seq, coding int, payload []byt
 	if g.have < k.total {
 		return nil
 	}
+	g.done = true
 	return g
 }
 
@@ -440,6 +446,7 @@ func (a *moAssembler) reopen(k moKey, seq int) {
 	if g := a.groups[k]; g != nil && g.parts[seq-1] != nil {
 		g.parts[seq-1] = nil
 		g.have--
+		g.done = false
 	}
 }
 

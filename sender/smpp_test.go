@@ -16,6 +16,7 @@ import (
 	"github.com/linxGnu/gosmpp/data"
 
 	"smsdrop/batch"
+	"smsdrop/clock"
 )
 
 func gsmMessage(id, to, text string) Message {
@@ -634,4 +635,34 @@ func BenchmarkSMPPSubmit(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "submit_sm/s")
 		})
 	}
+}
+
+func TestSMPPReconnectBackoff(t *testing.T) {
+	m := startSMSC(t, "--password", "other")
+	fake := clock.NewFake(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	s := newTestSMPP(t, m, func(o *SMPPOptions) { o.Clock = fake })
+	s.backoffMin, s.backoffMax = time.Second, 4*time.Second
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, (&eventLog{}).handle) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	binds := func() int { return len(m.pdus("bind_transceiver")) }
+	// Run waits on one timer, its backoff, between two binds.
+	waitFor(t, "the first refused bind", func() bool { return binds() == 1 && fake.Timers() == 1 })
+	for i, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 4 * time.Second} {
+		waitFor(t, "Run to wait for its backoff", func() bool { return fake.Timers() == 1 })
+		fake.Advance(wait - time.Millisecond)
+		if fake.Timers() != 1 || binds() != i+1 {
+			t.Fatalf("bind %d came before its backoff of %v", i+2, wait)
+		}
+		if i == 3 {
+			m.do(map[string]any{"cmd": "config", "password": "secret"})
+		}
+		fake.Advance(time.Millisecond)
+		waitFor(t, fmt.Sprintf("bind %d after %v", i+2, wait), func() bool { return binds() == i+2 })
+	}
+	waitFor(t, "the bind to succeed once the password is right", func() bool { return s.current() != nil })
 }
