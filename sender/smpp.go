@@ -134,8 +134,8 @@ func NewSMPP(opts SMPPOptions) (*SMPP, error) {
 		return nil, errors.New("smpp: no SMSC address")
 	case opts.SystemID == "":
 		return nil, errors.New("smpp: no system_id")
-	case opts.Window < 0 || opts.Window > 1000:
-		return nil, fmt.Errorf("smpp: window %d out of range 1..1000", opts.Window)
+	case opts.Window < 0:
+		return nil, fmt.Errorf("smpp: negative window %d", opts.Window)
 	case opts.EnquireLink < 0:
 		return nil, fmt.Errorf("smpp: negative enquire_link interval %v", opts.EnquireLink)
 	case opts.BindTimeout < 0:

@@ -666,3 +666,37 @@ func TestSMPPReconnectBackoff(t *testing.T) {
 	}
 	waitFor(t, "the bind to succeed once the password is right", func() bool { return s.current() != nil })
 }
+
+func TestSMPPPartResubmittedAfterReconnect(t *testing.T) {
+	m := startSMSC(t)
+	fake := clock.NewFake(time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC))
+	s := newTestSMPP(t, m, func(o *SMPPOptions) { o.Clock = fake })
+	s.backoffMin, s.partRetryMin = time.Second, time.Second
+	run(t, s, (&eventLog{}).handle)
+	m.do(map[string]any{"cmd": "config", "statuses": []data.CommandStatusType{data.ESME_ROK, data.ESME_RTHROTTLED}})
+	msg := gsmMessage("1-1", "+447700900001", strings.Repeat("x", 170))
+	done := make(chan Result, 1)
+	go func() { done <- s.Send(context.Background(), []Message{msg})[0] }()
+	// Part 1 accepted, part 2 throttled: Send waits to submit part 2 again.
+	m.waitPDUs("submit_sm", 2)
+	waitFor(t, "Send to wait before submitting again", func() bool { return fake.Timers() == 1 })
+	m.do(map[string]any{"cmd": "kill"})
+	waitFor(t, "Run to wait before binding again", func() bool { return fake.Timers() == 2 })
+	fake.Advance(time.Second)
+	var r Result
+	select {
+	case r = <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Send did not finish the message on the new connection")
+	}
+	subs := m.pdus("submit_sm")
+	if r.Err != nil || len(subs) != 3 {
+		t.Fatalf("result %v, %d submit_sm; want success with 3", r.Err, len(subs))
+	}
+	if subs[2].Conn == subs[1].Conn || subs[2].ShortMessage != subs[1].ShortMessage || subs[2].RespStatus != 0 {
+		t.Errorf("part 2 again: conn %d (first on %d), same bytes %v, status 0x%X", subs[2].Conn, subs[1].Conn, subs[2].ShortMessage == subs[1].ShortMessage, subs[2].RespStatus)
+	}
+	if want := []string{subs[0].MessageID, subs[2].MessageID}; strings.Join(r.PartIDs, ",") != strings.Join(want, ",") {
+		t.Errorf("PartIDs %v, want %v", r.PartIDs, want)
+	}
+}
