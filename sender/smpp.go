@@ -176,7 +176,8 @@ func NewSMPP(opts SMPPOptions) (*SMPP, error) {
 
 // Connect binds to the SMSC unless a bind is already up. A refused bind
 // gives an error naming the address and the SMPP status (for instance
-// ESME_RINVPASWD), which errors.As finds as a gosmpp.BindError.
+// ESME_RINVPASWD), which errors.As finds as a gosmpp.BindError. Only Run
+// binds again after a disconnect.
 func (s *SMPP) Connect(ctx context.Context) error {
 	_, err := s.connect(ctx)
 	return err
