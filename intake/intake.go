@@ -58,8 +58,20 @@ type Intake struct {
 	accounts map[string]*Account
 	queue    chan job
 	mu       sync.Mutex
-	queued   map[job]bool
+	// jobs holds every file queued or being processed. A file submitted
+	// again while a worker processes it is queued again when that worker is
+	// done (it is then gone, or changed), never processed by two workers at
+	// once.
+	jobs map[job]jobState
 }
+
+type jobState int
+
+const (
+	queued jobState = iota + 1
+	running
+	runningAgain
+)
 
 type job struct{ login, name string }
 
@@ -71,7 +83,7 @@ func New(o Options) (*Intake, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &Intake{o: o, accounts: map[string]*Account{}, queue: make(chan job, 4096), queued: map[job]bool{}}
+	in := &Intake{o: o, accounts: map[string]*Account{}, queue: make(chan job, 4096), jobs: map[job]jobState{}}
 	for i := range o.Accounts {
 		a := &o.Accounts[i]
 		for _, f := range append([]string{""}, Folders...) {
@@ -90,13 +102,29 @@ func New(o Options) (*Intake, error) {
 func (in *Intake) Submit(login, name string) {
 	j := job{strings.ToLower(login), name}
 	in.mu.Lock()
-	if in.queued[j] {
+	switch in.jobs[j] {
+	case queued, runningAgain:
+		in.mu.Unlock()
+		return
+	case running:
+		in.jobs[j] = runningAgain
 		in.mu.Unlock()
 		return
 	}
-	in.queued[j] = true
+	in.jobs[j] = queued
 	in.mu.Unlock()
 	in.queue <- j
+}
+
+// done ends a job and queues it again when it was submitted meanwhile.
+func (in *Intake) done(j job) {
+	in.mu.Lock()
+	again := in.jobs[j] == runningAgain
+	delete(in.jobs, j)
+	in.mu.Unlock()
+	if again {
+		in.Submit(j.login, j.name)
+	}
 }
 
 // Run processes queued files until ctx is done.
@@ -112,11 +140,12 @@ func (in *Intake) Run(ctx context.Context) error {
 					return
 				case j := <-in.queue:
 					in.mu.Lock()
-					delete(in.queued, j)
+					in.jobs[j] = running
 					in.mu.Unlock()
 					if err := in.Process(j.login, j.name); err != nil {
 						in.o.Logger.Error("process file", "account", j.login, "file", j.name, "err", err)
 					}
+					in.done(j)
 				}
 			}
 		}()

@@ -64,12 +64,10 @@ type SimOptions struct {
 //	0016  ok, then a reply "STOP" from the recipient
 //	else  ok
 type Sim struct {
-	delay  time.Duration
-	clk    clock.Clock
-	log    *slog.Logger
-	path   string
-	prefix string // "sim-<start time, base 36>-": part ids stay unique across restarts
-	seq    atomic.Uint64
+	delay time.Duration
+	clk   clock.Clock
+	log   *slog.Logger
+	path  string
 
 	outMu  sync.Mutex
 	out    *os.File // nil without an outbox
@@ -125,8 +123,10 @@ func NewSim(opts SimOptions) (*Sim, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	s.prefix = "sim-" + strconv.FormatInt(s.clk.Now().UnixNano(), 36) + "-"
 	if opts.Outbox != "" {
+		if err := s.replay(opts.Outbox); err != nil {
+			return nil, err
+		}
 		f, err := os.OpenFile(opts.Outbox, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("sim: open outbox: %w", err)
@@ -175,11 +175,7 @@ func (s *Sim) Send(ctx context.Context, msgs []Message) []Result {
 			results[i].Err = &Error{Code: batch.CodeRejected, Err: fmt.Errorf("sim: encode message %s: %w", m.ID, err)}
 			continue
 		}
-		ids := make([]string, m.Segments)
-		base := s.prefix + strconv.FormatUint(s.seq.Add(1), 36) + "-"
-		for p := range ids {
-			ids[p] = base + strconv.Itoa(p+1)
-		}
+		ids := simPartIDs(m.ID, m.Segments)
 		results[i].PartIDs = ids
 		events = simOutcome(events, m, ids)
 		accepted = append(accepted, i)
@@ -196,6 +192,73 @@ func (s *Sim) Send(ctx context.Context, msgs []Message) []Result {
 	}
 	s.enqueue(events)
 	return results
+}
+
+// simPartIDs names the parts after smsdrop's message id, which is never
+// handed over twice: the ids are unique, and a restarted Sim can replay the
+// receipts a crash lost (see replay).
+func simPartIDs(msgID string, segments int) []string {
+	ids := make([]string, segments)
+	for p := range ids {
+		ids[p] = "sim-" + msgID + "-" + strconv.Itoa(p+1)
+	}
+	return ids
+}
+
+// simReplayWindow and simReplayTail bound what a restarted Sim reads back.
+const (
+	simReplayWindow = time.Hour
+	simReplayTail   = 16 << 20
+)
+
+// replay schedules again the receipts and replies of the messages handed
+// over in the last hour before a restart: a real provider keeps delivering
+// them while smsdrop is down, and without this a kill -9 would leave those
+// messages "on" until receipt_timeout. Receipts already stored are
+// ignored by the store (a status never changes to itself), and so are
+// replies already recorded.
+func (s *Sim) replay(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return fmt.Errorf("sim: read outbox for replay: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("sim: read outbox for replay: %w", err)
+	}
+	off := max(fi.Size()-simReplayTail, 0)
+	data, err := io.ReadAll(io.NewSectionReader(f, off, fi.Size()-off))
+	if err != nil {
+		return fmt.Errorf("sim: read outbox for replay: %w", err)
+	}
+	if off > 0 {
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			data = data[i+1:]
+		}
+	}
+	since := s.clk.Now().Add(-simReplayWindow)
+	var events []Event
+	for _, l := range bytes.Split(data, []byte("\n")) {
+		var ln simLine
+		if len(l) == 0 || json.Unmarshal(l, &ln) != nil {
+			continue // a torn last line: its Send never returned
+		}
+		at, err := time.Parse(time.RFC3339Nano, ln.At)
+		if err != nil || at.Before(since) || ln.Segments < 1 {
+			continue
+		}
+		m := Message{ID: ln.ID, Account: ln.Account, Batch: ln.Batch, Line: ln.Line, To: ln.To, From: ln.From, Segments: ln.Segments}
+		events = simOutcome(events, m, simPartIDs(m.ID, m.Segments))
+	}
+	if len(events) > 0 {
+		s.log.Info("sim: replaying receipts of messages handed over before the restart", "events", len(events))
+		s.enqueue(events)
+	}
+	return nil
 }
 
 // simCheck refuses what no provider would take.

@@ -214,24 +214,54 @@ func TestSimOutboxLines(t *testing.T) {
 	}
 }
 
-func TestSimPartIDsDifferAcrossRestarts(t *testing.T) {
+func TestSimReplaysReceiptsAfterRestart(t *testing.T) {
 	clk := clock.NewFake(simT0)
-	first, err := NewSim(SimOptions{Clock: clk})
+	outbox := filepath.Join(t.TempDir(), "outbox.jsonl")
+	first, err := NewSim(SimOptions{Clock: clk, Outbox: outbox})
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(time.Millisecond)
-	second, err := NewSim(SimOptions{Clock: clk})
+	a := first.Send(context.Background(), []Message{msg("1-1", "+447700900001", 2), msg("1-2", "+447700900015", 1)})
+	if a[0].Err != nil || a[1].Err != nil {
+		t.Fatalf("Send: %v, %v", a[0].Err, a[1].Err)
+	}
+	first.Close() // the crash: its queue is lost
+
+	clk.Advance(time.Minute)
+	second, err := NewSim(SimOptions{Clock: clk, Outbox: outbox})
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := first.Send(context.Background(), []Message{msg("1-1", "+447700900001", 1)})
-	b := second.Send(context.Background(), []Message{msg("1-1", "+447700900001", 1)})
-	if a[0].Err != nil || b[0].Err != nil {
-		t.Fatalf("Send: %v, %v", a[0].Err, b[0].Err)
+	defer second.Close()
+	got := make(chan []Event, 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go second.Run(ctx, func(_ context.Context, evs []Event) error { got <- evs; return nil })
+	waitTimers(t, clk)
+	clk.Advance(DefaultSimDeliveryDelay)
+	evs := <-got
+	var parts []string
+	replies := 0
+	for _, e := range evs {
+		if e.Kind == Receipt {
+			parts = append(parts, e.PartID)
+		} else {
+			replies++
+		}
 	}
-	if a[0].PartIDs[0] == b[0].PartIDs[0] {
-		t.Fatalf("both runs gave part id %s", a[0].PartIDs[0])
+	want := append(append([]string{}, a[0].PartIDs...), a[1].PartIDs...)
+	if fmt.Sprint(parts) != fmt.Sprint(want) || replies != 1 {
+		t.Errorf("replayed parts %v and %d replies, want %v and 1", parts, replies, want)
+	}
+	// Messages handed over more than the replay window ago are not replayed.
+	clk.Advance(2 * time.Hour)
+	third, err := NewSim(SimOptions{Clock: clk, Outbox: outbox})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if n := len(third.queue); n != 0 {
+		t.Errorf("old messages replayed: %d groups", n)
 	}
 }
 
@@ -580,4 +610,17 @@ func BenchmarkSimSend(b *testing.B) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64(sent)/b.Elapsed().Seconds(), "parts/s")
+}
+
+// waitTimers waits until Run sleeps on its timer, so advancing the fake
+// clock wakes it.
+func waitTimers(t *testing.T, clk *clock.Fake) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for clk.Timers() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run never armed its timer")
+		}
+		time.Sleep(time.Millisecond)
+	}
 }

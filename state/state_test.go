@@ -209,6 +209,10 @@ func TestTickLifecycle(t *testing.T) {
 	if !opt["+447700900001"] {
 		t.Errorf("opt-out list = %v", opt)
 	}
+	// The same reply delivered again is recorded once.
+	if _, err := s.Commit(&Tick{Now: t0.Add(4 * time.Minute), Replies: []IncomingReply{{From: "+447700900001", Text: "STOP", At: t0.Add(4 * time.Minute), OptOut: true}}}); err != nil {
+		t.Fatal(err)
+	}
 	rs, _ := s.Replies("demo", t0, t0.Add(time.Hour))
 	if len(rs) != 1 || rs[0].MessageID() != "1-4" {
 		t.Errorf("replies = %+v", rs)

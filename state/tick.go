@@ -419,6 +419,12 @@ func (w *txWriter) applyReplies(rs []IncomingReply) ([]string, int, error) {
 		if ref != nil {
 			k := keyFrom(ref)
 			if m, err := w.msg(k); err == nil {
+				if m.Status == batch.StatusRep && m.Reply == r.Text {
+					// The same reply delivered again (a provider retrying an
+					// MO whose acknowledgement was lost, a replay after a
+					// restart): already recorded.
+					continue
+				}
 				b := w.batches[k.Batch]
 				rec.Account, rec.Batch, rec.Line = b.Account, k.Batch, k.Line
 				m.Reply = r.Text
