@@ -345,10 +345,10 @@ type parser struct {
 	multibyte bool // a line read as UTF-8 held a non-ASCII character
 	badLine   int  // first line that is not valid UTF-8
 
-	uLine, dLine, textLine, firstTag, firstTagLine int
-	firstTagName                                   string
-	overLine                                       int // first recipient line over MaxRecipients
-	recipientLines                                 int
+	uLine, dLine, textLine, firstTag int
+	firstTagName                     string
+	overLine                         int // first recipient line over MaxRecipients
+	recipientLines                   int
 
 	msgs   []*message
 	cur    *message

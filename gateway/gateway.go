@@ -40,7 +40,9 @@ type Gateway struct {
 	watch  *watch.Watcher
 	ftp    *ftpd.Server
 	met    *metrics.Metrics
-	http   *metrics.Server
+	// connect binds the provider at start-up when the driver can (SMPP).
+	connect func(context.Context) error
+	http    *metrics.Server
 
 	// Three stages stopped in order: intake and watcher, then the
 	// dispatcher and the sender, then the results writer.
@@ -100,8 +102,20 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 				Clock:         g.clock,
 				Logger:        g.log.With("component", "sim"),
 			})
+		case "smpp":
+			sm := cfg.Sender.SMPP
+			var drv *sender.SMPP
+			drv, err = sender.NewSMPP(sender.SMPPOptions{
+				Addr: sm.Addr, SystemID: sm.SystemID, Password: sm.Password, SystemType: sm.SystemType,
+				SourceAddr: sm.SourceAddr, Window: sm.Window, EnquireLink: sm.EnquireLink,
+				Clock: g.clock, Logger: g.log.With("component", "smpp"),
+			})
+			if err == nil {
+				g.sender = drv
+				g.connect = drv.Connect
+			}
 		default:
-			err = fmt.Errorf("sender driver %q is not available in this build", cfg.Sender.Driver)
+			err = fmt.Errorf("sender driver %q is unknown: use sim or smpp", cfg.Sender.Driver)
 		}
 		if err != nil {
 			return nil, err
@@ -229,6 +243,15 @@ func (g *Gateway) Start() error {
 	}
 	if err := g.res.Startup(); err != nil {
 		return err
+	}
+	if g.connect != nil {
+		// A provider that is down does not stop smsdrop from taking files:
+		// the driver keeps trying to bind, /healthz says 503 meanwhile.
+		cctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		if err := g.connect(cctx); err != nil {
+			g.log.Error("provider not reachable at start-up; retrying in the background", "err", err)
+		}
+		cancel()
 	}
 	var ctxs [3]context.Context
 	for i := range ctxs {

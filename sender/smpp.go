@@ -193,6 +193,15 @@ func (s *SMPP) current() *smppConn {
 	return s.conn
 }
 
+// Healthy reports whether the SMSC is bound; /healthz answers 503 while
+// it is not.
+func (s *SMPP) Healthy() error {
+	if s.current() != nil {
+		return nil
+	}
+	return s.notConnected()
+}
+
 // notConnected is the reason Send gives when there is no connection.
 func (s *SMPP) notConnected() error {
 	s.mu.Lock()
