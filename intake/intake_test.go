@@ -1,0 +1,160 @@
+package intake
+
+import (
+	"crypto/sha256"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/state"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+const drop = "U-DEMO\nT-hello\n#-447123450001\n"
+
+type fixture struct {
+	dir   string
+	store *state.Store
+	in    *Intake
+	mu    sync.Mutex
+	got   []*state.Batch
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: filepath.Join(t.TempDir(), "demo")}
+	var err error
+	f.store, err = state.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	f.in, err = New(Options{Store: f.store, Clock: clock.NewFake(t0), Validity: time.Hour,
+		Accounts: []Account{{Login: "demo", Dir: f.dir, Settings: batch.Settings{Code: "DEMO"}, DedupeWindow: time.Hour}},
+		OnStored: func(b *state.Batch, _ time.Duration) { f.mu.Lock(); f.got = append(f.got, b); f.mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fixture) write(t *testing.T, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, name), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProcessMovesByOutcome(t *testing.T) {
+	f := newFixture(t)
+	for _, sub := range Folders {
+		if fi, err := os.Stat(filepath.Join(f.dir, sub)); err != nil || !fi.IsDir() {
+			t.Fatalf("folder %s not created: %v", sub, err)
+		}
+	}
+	tests := []struct {
+		name, body, folder string
+		state              state.BatchState
+	}{
+		{"a.txt", drop, "archive", state.Sending},
+		{"b.txt", "U-DEMO\nD-2026-12-01\nT-x\n#-447123450001\n", "scheduled", state.Scheduled},
+		{"c.txt", "garbage\n", "rejected", state.Rejected},
+		{"d.txt", drop, "rejected", state.Duplicate},
+	}
+	for i, tt := range tests {
+		f.write(t, tt.name, tt.body)
+		if err := f.in.Process("demo", tt.name); err != nil {
+			t.Fatal(err)
+		}
+		b, err := f.store.Batch(f.got[i].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.State != tt.state || !b.Moved {
+			t.Errorf("%s: state %s moved %v", tt.name, b.State, b.Moved)
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, tt.folder, b.FileName())); err != nil {
+			t.Errorf("%s not in %s/: %v", tt.name, tt.folder, err)
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, tt.name)); err == nil {
+			t.Errorf("%s left in the inbox", tt.name)
+		}
+	}
+	// Gone, hidden or symlinked files are not processed.
+	if err := f.in.Process("demo", "gone.txt"); err != nil {
+		t.Errorf("gone file: %v", err)
+	}
+	if err := os.Symlink("/etc/passwd", filepath.Join(f.dir, "link.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.in.Process("demo", "link.txt"); err != nil {
+		t.Errorf("symlink: %v", err)
+	}
+	if err := f.in.Process("demo", ".hidden"); err == nil {
+		t.Error("hidden name processed")
+	}
+	if len(f.got) != len(tests) {
+		t.Errorf("%d batches, want %d", len(f.got), len(tests))
+	}
+}
+
+// A crash after the batch was stored but before the file left the inbox:
+// on restart the file is moved, not processed again (SPEC §9).
+func TestStoredButNotMovedIsRecovered(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "a.txt", drop)
+	sum := sha256.Sum256([]byte(drop))
+	p, _ := batch.Parse(strings.NewReader(drop), batch.Settings{Code: "DEMO", Now: func() time.Time { return t0 }})
+	b, err := f.store.CreateBatch(state.NewBatch{Account: "demo", Name: "a.txt", Sum: sum[:], Received: t0, Parsed: p, DedupeWindow: time.Hour, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var recovered []*state.Batch
+	f.in.o.OnRecovered = func(b *state.Batch) { recovered = append(recovered, b) }
+	if err := f.in.Process("demo", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.got) != 0 || len(recovered) != 1 || recovered[0].ID != b.ID {
+		t.Fatalf("processed again: stored %v, recovered %v", f.got, recovered)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "archive", b.FileName())); err != nil {
+		t.Errorf("not moved: %v", err)
+	}
+	if nb, _ := f.store.InboxBatch("demo", "a.txt"); nb != nil {
+		t.Error("inbox entry left after the move")
+	}
+	// Later, a new file under the same name is a new batch (a duplicate of
+	// the same bytes here).
+	f.write(t, "a.txt", drop)
+	if err := f.in.Process("demo", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.got) != 1 || f.got[0].State != state.Duplicate {
+		t.Errorf("re-upload = %v", f.got)
+	}
+}
+
+func TestSubmitWhileRunningQueuesAgain(t *testing.T) {
+	f := newFixture(t)
+	j := job{"demo", "a.txt"}
+	f.in.jobs[j] = running
+	f.in.Submit("demo", "a.txt")
+	if f.in.jobs[j] != runningAgain || len(f.in.queue) != 0 {
+		t.Fatalf("a file being processed was queued for a second worker: %v", f.in.jobs[j])
+	}
+	f.in.done(j)
+	if len(f.in.queue) != 1 || f.in.jobs[j] != queued {
+		t.Errorf("not queued again after the first worker: %v", f.in.jobs[j])
+	}
+	f.in.Submit("demo", "a.txt")
+	if len(f.in.queue) != 1 {
+		t.Error("queued twice")
+	}
+}
