@@ -115,5 +115,8 @@ func (s *Server) loginFailed(ip netip.Addr, remote, user, outcome string) {
 	s.log.Warn("ftp login failed", "login", user, "remote", remote, "reason", outcome)
 	if until, banned := s.guard.fail(ip); banned {
 		s.log.Warn("ftp address banned", "ip", ip.String(), "until", until, "failures", s.cfg.MaxLoginFailures+1)
+		if s.cfg.OnBan != nil {
+			s.cfg.OnBan(ip)
+		}
 	}
 }

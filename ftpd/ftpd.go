@@ -103,6 +103,8 @@ type Config struct {
 	// "tls_required"), for metrics. A connection refused because its
 	// address is banned counts as a "banned" attempt. May be nil.
 	OnLogin func(outcome string)
+	// OnBan is called when an address gets banned; may be nil.
+	OnBan func(ip netip.Addr)
 	// Logger receives the server's logs; ftpserverlib's own messages are
 	// demoted to debug. nil discards everything.
 	Logger *slog.Logger

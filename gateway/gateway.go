@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -210,6 +211,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		},
 		OnDelete: g.fileRemoved,
 		OnLogin:  func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
+		OnBan:    func(netip.Addr) { g.met.Bans.Inc() },
 		Logger:   g.log.With("component", "ftpd"),
 		Clock:    g.clock,
 	})
