@@ -51,19 +51,7 @@ func testConfig(t testing.TB) *config.Config {
 	return cfg
 }
 
-func start(t *testing.T, cfg *config.Config) *env {
-	t.Helper()
-	g, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.Start(); err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, cfg: cfg, g: g}
-	t.Cleanup(func() { e.stop() })
-	return e
-}
+func start(t *testing.T, cfg *config.Config) *env { return startWith(t, cfg, nil) }
 
 func (e *env) stop() {
 	if e.g != nil {

@@ -601,12 +601,13 @@ func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 	return out, nil
 }
 
-// NextDue returns the send time of the earliest scheduled batch.
-func (s *Store) NextDue() (time.Time, bool) {
+// firstTime returns the time prefix of the first key of a time-keyed
+// bucket: the earliest entry.
+func (s *Store) firstTime(bucket []byte) (time.Time, bool) {
 	var t time.Time
 	var ok bool
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bDue).Cursor().First(); k != nil {
+		if k, _ := tx.Bucket(bucket).Cursor().First(); k != nil {
 			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
 		}
 		return nil
@@ -614,32 +615,15 @@ func (s *Store) NextDue() (time.Time, bool) {
 	return t, ok
 }
 
+// NextDue returns the send time of the earliest scheduled batch.
+func (s *Store) NextDue() (time.Time, bool) { return s.firstTime(bDue) }
+
 // NextRetry returns the earliest retry time.
-func (s *Store) NextRetry() (time.Time, bool) {
-	var t time.Time
-	var ok bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bRetry).Cursor().First(); k != nil {
-			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
-		}
-		return nil
-	})
-	return t, ok
-}
+func (s *Store) NextRetry() (time.Time, bool) { return s.firstTime(bRetry) }
 
 // NextReceiptCheck returns the earliest hand-over time still waiting for
 // receipts.
-func (s *Store) NextReceiptCheck() (time.Time, bool) {
-	var t time.Time
-	var ok bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bPending).Cursor().First(); k != nil {
-			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
-		}
-		return nil
-	})
-	return t, ok
-}
+func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPending) }
 
 // ActiveBatches returns the batches in state sending, in id order.
 func (s *Store) ActiveBatches() ([]*Batch, error) {
