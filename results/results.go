@@ -150,7 +150,9 @@ func (w *Writer) writePending(force bool) time.Duration {
 	var next time.Duration
 	for id := range w.pending {
 		if last, ok := w.last[id]; ok && !force {
-			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
+			// Inside the interval only a final state is written at once:
+			// that last write is what clients wait for.
+			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 && !w.isFinal(id) {
 				if next == 0 || wait < next {
 					next = wait
 				}
@@ -184,6 +186,11 @@ func (w *Writer) writePending(force bool) time.Duration {
 		}
 	}
 	return next
+}
+
+func (w *Writer) isFinal(id uint64) bool {
+	b, err := w.o.Store.Batch(id)
+	return err == nil && b.State.Final()
 }
 
 // WriteBatch renders batch id's report (and CSV unless rejected) now. It

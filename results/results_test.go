@@ -1,0 +1,208 @@
+package results
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"smsdrop/batch"
+	"smsdrop/clock"
+	"smsdrop/state"
+)
+
+var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+
+type fixture struct {
+	dir   string
+	store *state.Store
+	clk   *clock.Fake
+	w     *Writer
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{dir: t.TempDir(), clk: clock.NewFake(t0)}
+	for _, d := range []string{"results", "replies"} {
+		if err := os.MkdirAll(filepath.Join(f.dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	f.store, err = state.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	paris, _ := time.LoadLocation("Europe/Paris")
+	f.w = New(Options{Store: f.store, Clock: f.clk, Accounts: []Account{{Login: "demo", Dir: f.dir, Location: paris}}})
+	return f
+}
+
+func (f *fixture) add(t *testing.T, name, body string) *state.Batch {
+	t.Helper()
+	p, err := batch.Parse(strings.NewReader(body), batch.Settings{Code: "DEMO", Now: f.clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := f.store.CreateBatch(state.NewBatch{Account: "demo", Name: name, Sum: []byte(body), Received: f.clk.Now(),
+		Parsed: p, DedupeWindow: time.Hour, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func (f *fixture) read(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(f.dir, "results", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestRendering(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "sms.txt", "U-DEMO\nD-2026-11-23T12:30:00Z\nT-Hello #1#\n#-447123450001;Ann\n#-12;Bob\n")
+	if _, err := f.w.WriteBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantReport := `batch: 1
+file: sms.txt
+account: demo
+received: 2026-11-23T10:00:00Z
+state: scheduled
+scheduled: 2026-11-23T13:30:00+01:00
+messages: 1
+recipients: 2
+segments: 1
+wait: 1
+on: 0
+ok: 0
+ko: 1
+rep: 0
+no: 0
+optout: 0
+`
+	if got := f.read(t, "sms.txt.report"); got != wantReport {
+		t.Errorf("report:\n%s\nwant:\n%s", got, wantReport)
+	}
+	wantCSV := "line,message,input,recipient,message_id,status,code,segments,encoding,updated,reply\r\n" +
+		"4,1,447123450001,+447123450001,1-4,wait,,1,gsm,2026-11-23T10:00:00Z,\r\n" +
+		"5,1,12,,,ko,INVALID_NUMBER,1,gsm,2026-11-23T10:00:00Z,\r\n"
+	if got := f.read(t, "sms.txt.csv"); got != wantCSV {
+		t.Errorf("csv:\n%q\nwant:\n%q", got, wantCSV)
+	}
+	ents, _ := os.ReadDir(filepath.Join(f.dir, "results"))
+	if len(ents) != 2 {
+		t.Errorf("temporary files left: %v", ents)
+	}
+	// A rejected file gets a report with its errors and no CSV; an older
+	// accepted batch of the same name keeps its results aside.
+	bad := f.add(t, "sms.txt", "U-DEMO\nD-2017-13-45\nT-x\n#-447123450001\n")
+	if _, err := f.w.WriteBatch(bad.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.read(t, "sms.txt.report"); !strings.Contains(got, "state: rejected\n") || !strings.Contains(got, "error: line 2: ") || strings.Contains(got, "wait:") {
+		t.Errorf("rejected report:\n%s", got)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "results", "sms.txt.csv")); err == nil {
+		t.Error("rejected file has a CSV")
+	}
+	if got := f.read(t, "sms.txt.1.report"); !strings.HasPrefix(got, "batch: 1\n") {
+		t.Errorf("older report not kept: %s", got)
+	}
+	// The older batch keeps writing under its own name.
+	if _, err := f.w.WriteBatch(b.ID); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.read(t, "sms.txt.report"); !strings.HasPrefix(got, "batch: 2\n") {
+		t.Errorf("older batch overwrote the newer report: %s", got)
+	}
+}
+
+func TestAtMostOnceASecondAndFinalAtOnce(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "a.txt", "U-DEMO\nT-x\n#-447123450001\n#-447123450002\n")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	report := filepath.Join(f.dir, "results", "a.txt.report")
+	wait := func(what string, cond func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			got, _ := os.ReadFile(report)
+			if cond(string(got)) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s; report:\n%s", what, got)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	f.w.Changed(b.ID)
+	wait("first write at once", func(s string) bool { return strings.Contains(s, "wait: 2\n") })
+	commit := func(tk *state.Tick) {
+		tk.Now = f.clk.Now()
+		if _, err := f.store.Commit(tk); err != nil {
+			t.Fatal(err)
+		}
+		f.w.Changed(b.ID)
+	}
+	k1, k2 := state.Key{Batch: b.ID, Line: 3}, state.Key{Batch: b.ID, Line: 4}
+	commit(&state.Tick{Handovers: []state.Key{k1, k2}})
+	commit(&state.Tick{Outcomes: []state.Outcome{{Key: k1, PartIDs: []string{"p1"}}, {Key: k2, PartIDs: []string{"p2"}}}})
+	// Inside the second: not written again yet.
+	time.Sleep(20 * time.Millisecond)
+	if got, _ := os.ReadFile(report); !strings.Contains(string(got), "wait: 2\n") {
+		t.Fatalf("rewritten inside the interval:\n%s", got)
+	}
+	f.clk.Advance(time.Second)
+	wait("second write after a second", func(s string) bool { return strings.Contains(s, "on: 2\n") })
+	// The final state is written at once, inside the interval.
+	commit(&state.Tick{Receipts: []state.Receipt{{PartID: "p1", Status: batch.StatusOK}, {PartID: "p2", Status: batch.StatusOK}}})
+	wait("final state at once", func(s string) bool { return strings.Contains(s, "state: done\n") })
+	wait("final results recorded", func(string) bool {
+		got, _ := f.store.Batch(b.ID)
+		return got.ResultsFinal
+	})
+}
+
+func TestReplyFiles(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "a.txt", "U-DEMO\nT-x\n#-447123450001\n")
+	k := state.Key{Batch: b.ID, Line: 3}
+	for _, tk := range []*state.Tick{
+		{Handovers: []state.Key{k}},
+		{Outcomes: []state.Outcome{{Key: k, PartIDs: []string{"p"}}}},
+		{Replies: []state.IncomingReply{{From: "+447123450001", Text: "Yes, \"thanks\"", At: t0.Add(time.Minute)}}},
+	} {
+		tk.Now = t0
+		if _, err := f.store.Commit(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.w.WriteReplies("demo", t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(f.dir, "replies", "2026-11-23.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "received,from,batch,line,message_id,text\r\n2026-11-23T10:01:00Z,+447123450001,1,3,1-3,\"Yes, \"\"thanks\"\"\"\r\n"
+	if string(got) != want {
+		t.Errorf("replies:\n%q\nwant\n%q", got, want)
+	}
+	if err := f.w.SweepReplies(t0.AddDate(0, 0, 3)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "replies", "2026-11-23.csv")); err == nil {
+		t.Error("old reply file not swept")
+	}
+}
