@@ -504,8 +504,13 @@ func (s *Store) Latest(account, name string) uint64 {
 
 // MarkResultsFinal records that the final result files of batch id are on
 // disk, so start-up does not render them again.
+//
+// Update, not db.Batch: the results writer calls this from one goroutine at
+// a time, so Batch never coalesces anything and only adds its
+// MaxBatchDelay (10 ms) to every final write, which capped the writer at
+// about 70 batches a second under load.
 func (s *Store) MarkResultsFinal(id uint64) error {
-	return s.db.Batch(func(tx *bolt.Tx) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := getBatch(tx, id)
 		if err != nil {
 			return err
