@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Many small drop files uploaded in ONE lftp session (mput): smsdrop, counted
+# until every file has its results/NAME.report (so including validation,
+# storing and the first report), against vsftpd, which only stores them.
+#   FILES  (2000)  number of files, 2 recipients each
+#   REPEAT (3)     runs per server, alternating; the median is shown
+#   TIMEOUT (120)  seconds smsdrop may take for all reports, else it is stuck
+# Goal: smsdrop <= 1.2x the time of vsftpd.
+source "$(dirname "$0")/lib.sh"
+
+FILES=${FILES:-2000}
+REPEAT=${REPEAT:-3}
+TIMEOUT=${TIMEOUT:-120}
+need lftp lftp
+build_smsdrop
+
+# make_files DIR TAG: FILES valid drop files, distinct bytes (the text names
+# the file), numbers distinct within each file.
+make_files() {
+  local dir=$1 tag=$2 i
+  mkdir -p "$dir"
+  for ((i = 0; i < FILES; i++)); do
+    printf 'U-BENCH\nT-Bench %s file %d: your parcel is on its way\n#-%s\n#-%s\n' \
+      "$tag" "$i" "$(gb_number $((2 * i)))" "$(gb_number $((2 * i + 1)))" >"$dir/sms$(printf %05d "$i").txt"
+  done
+}
+
+# run_smsdrop R: a fresh smsdrop (empty store), one mput, then wait for the
+# reports. Sets ST (seconds of the mput) and TOT (until the last report).
+# (Functions that start servers run in the main shell, never in $(...), so
+# the exit trap knows every server.)
+run_smsdrop() {
+  local r=$1 port data res t0 t1 t2
+  port=$(free_ports 12)
+  data=$tmp/data-$r
+  smsdrop_config "$tmp/smsdrop-$r.toml" data_dir="$data" ftp_port="$port" pasv="$((port + 1))-$((port + 11))"
+  start_smsdrop "$tmp/smsdrop-$r.toml" "$port"
+  res=$data/accounts/bench/results
+  local c0
+  c0=$(cpu_seconds "$SMSDROP_PID")
+  profile_start
+  t0=$(now_us)
+  lftp_session "$port" bench pw "mput -O / $tmp/files-$r/*.txt" >/dev/null || die "lftp mput to smsdrop failed"
+  t1=$(now_us)
+  wait_reports "$res" "$FILES" "$TIMEOUT"
+  t2=$(now_us)
+  profile_stop "small_files-$r"
+  CPU=$(awk -v a="$c0" -v b="$(cpu_seconds "$SMSDROP_PID")" 'BEGIN{printf "%.1f", b-a}')
+  local bad
+  bad=$(grep -L '^state: \(sending\|done\)' "$res"/*.report | wc -l)
+  ((bad == 0)) || die "$bad reports are not sending/done (first: $(grep -L '^state: \(sending\|done\)' "$res"/*.report | head -1))"
+  stop_pid "$SMSDROP_PID"
+  rm -rf "$data"
+  ST=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e6}')
+  TOT=$(awk -v a="$t0" -v c="$t2" 'BEGIN{printf "%.3f", (c-a)/1e6}')
+}
+
+# run_vsftpd R: one mput into vsftpd's empty upload folder. Prints seconds.
+run_vsftpd() {
+  local r=$1 t0 t1 n
+  rm -f "$tmp/vsftpd/root/pub/"*.txt
+  t0=$(now_us)
+  lftp_session "$VSFTPD_PORT" anonymous x "mput -O /pub $tmp/files-$r/*.txt" >/dev/null || die "lftp mput to vsftpd failed"
+  t1=$(now_us)
+  n=$(find "$tmp/vsftpd/root/pub" -name '*.txt' | wc -l)
+  ((n == FILES)) || die "vsftpd holds $n of $FILES files"
+  awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", (b-a)/1e6}'
+}
+
+VSFTPD_PORT=$(free_ports 12)
+start_vsftpd "$VSFTPD_PORT" "$((VSFTPD_PORT + 1))" "$((VSFTPD_PORT + 11))"
+
+s_store=() s_total=() v_total=() loads=() s_cpu=()
+for ((r = 1; r <= REPEAT; r++)); do
+  make_files "$tmp/files-$r" "run$r-$RANDOM"
+  run_smsdrop "$r"
+  st=$ST tot=$TOT
+  s_cpu+=("$CPU")
+  v=$(run_vsftpd "$r")
+  s_store+=("$st") s_total+=("$tot") v_total+=("$v") loads+=("$(loadavg)")
+  log "run $r: smsdrop stored in ${st}s, all reports in ${tot}s (smsdrop CPU ${CPU}s); vsftpd ${v}s; load $(loadavg)"
+  rm -rf "$tmp/files-$r"
+done
+
+med() { printf '%s\n' "$@" | median; }
+S=$(med "${s_total[@]}") SS=$(med "${s_store[@]}") V=$(med "${v_total[@]}")
+bench_header "small_files: $FILES files x 2 recipients, one lftp mput session, median of $REPEAT"
+{
+  echo "server|what is timed|seconds|files/s|vs vsftpd|goal"
+  echo "vsftpd|mput (store only)|$V|$(awk -v f="$FILES" -v s="$V" 'BEGIN{printf "%.0f", f/s}')|1.00x|"
+  echo "smsdrop|mput only (store, 226)|$SS|$(awk -v f="$FILES" -v s="$SS" 'BEGIN{printf "%.0f", f/s}')|$(awk -v s="$SS" -v v="$V" 'BEGIN{printf "%.2fx", s/v}')|"
+  echo "smsdrop|mput until all $FILES reports exist|$S|$(awk -v f="$FILES" -v s="$S" 'BEGIN{printf "%.0f", f/s}')|$(awk -v s="$S" -v v="$V" 'BEGIN{printf "%.2fx", s/v}')|$(awk -v s="$S" -v v="$V" 'BEGIN{print (s/v <= 1.2) ? "met (<= 1.2x)" : "MISSED (<= 1.2x)"}')"
+} | table
+printf 'runs (smsdrop total / vsftpd): '
+for ((r = 0; r < REPEAT; r++)); do printf '%s/%s ' "${s_total[r]}" "${v_total[r]}"; done
+echo
+printf 'smsdrop CPU seconds (user+sys) during each run: %s\n' "${s_cpu[*]}"
+printf 'load average after each run: %s\n' "$(IFS=";"; echo "${loads[*]}")"
