@@ -244,11 +244,13 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return err
 		}
 		changed = append(changed, res.Changed...)
-		if len(changed) > 0 && d.o.OnChange != nil {
-			d.o.OnChange(changed)
-		}
+		// Replies before batches, so the results writer never renders a
+		// report counting replies before it knows the reply file changed.
 		if len(res.ReplyAccounts) > 0 && d.o.OnReplies != nil {
 			d.o.OnReplies(res.ReplyAccounts)
+		}
+		if len(changed) > 0 && d.o.OnChange != nil {
+			d.o.OnChange(changed)
 		}
 		if len(res.Statuses) > 0 && d.o.OnStatuses != nil {
 			d.o.OnStatuses(res.Statuses)

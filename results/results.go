@@ -166,6 +166,13 @@ func (w *Writer) writePending(force bool) time.Duration {
 	w.replies = map[string]bool{}
 	w.mu.Unlock()
 
+	// Reply files first: a client that sees a report counting replies
+	// ("rep:") then finds them in replies/.
+	for a := range accts {
+		if err := w.WriteReplies(a, now); err != nil {
+			w.o.Logger.Error("write replies", "account", a, "err", err)
+		}
+	}
 	for _, id := range due {
 		final, err := w.WriteBatch(id)
 		if err != nil {
@@ -179,11 +186,6 @@ func (w *Writer) writePending(force bool) time.Duration {
 			w.last[id] = now
 		}
 		w.mu.Unlock()
-	}
-	for a := range accts {
-		if err := w.WriteReplies(a, now); err != nil {
-			w.o.Logger.Error("write replies", "account", a, "err", err)
-		}
 	}
 	return next
 }
