@@ -417,6 +417,9 @@ func BenchmarkDispatchSim(b *testing.B) {
 			b.ReportMetric(parts/after.Seconds(), "parts/s-after-stored")
 		}
 		b.ReportMetric(mib(peak), "peak-heap-MB")
+		// The store is mapped, not heap: its size is the other half of
+		// the memory question.
+		b.ReportMetric(mib(uint64(g.Store().Size())), "store-MB")
 		b.ReportMetric(float64(n), "messages")
 	}
 }
