@@ -254,10 +254,17 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 			}
 		}
 		rep := report(b, a.Location)
-		return writeAtomic(dir, base+".report", final, func(bw *bufio.Writer) error {
+		err := writeAtomic(dir, base+".report", final, func(bw *bufio.Writer) error {
 			_, err := rep.WriteTo(bw)
 			return err
 		})
+		if err == nil && (b.State == state.Rejected || b.State == state.Duplicate) {
+			// A NAME.csv there is an older batch's, kept aside by supersede.
+			if rerr := os.Remove(filepath.Join(dir, base+".csv")); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = rerr
+			}
+		}
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("write results of batch %d: %w", id, err)
@@ -270,8 +277,11 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 	return final, nil
 }
 
-// supersede renames the results of an older batch that used the same file
-// name to NAME.<old id>.report / .csv, before batch id writes NAME.report.
+// supersede keeps the results of an older batch that used the same file
+// name as NAME.<old id>.report / .csv, before batch id writes NAME.report.
+// It hard-links them aside rather than renaming, and the new files then
+// replace NAME.* by rename: a client polling NAME.report never finds it
+// missing.
 func supersede(dir, name string, id uint64) error {
 	old, err := reportBatch(filepath.Join(dir, name+".report"))
 	if err != nil || old == 0 || old == id {
@@ -280,7 +290,7 @@ func supersede(dir, name string, id uint64) error {
 	for _, ext := range []string{".report", ".csv"} {
 		src := filepath.Join(dir, name+ext)
 		dst := filepath.Join(dir, fmt.Sprintf("%s.%d%s", name, old, ext))
-		if err := os.Rename(src, dst); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		if err := os.Link(src, dst); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("keep results of batch %d: %w", old, err)
 		}
 	}
