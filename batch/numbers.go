@@ -97,7 +97,7 @@ func checkNumber(input, country string, international bool, optedOut func(string
 // GB, GG, IM and JE, once to validate), this matches most numbers once.
 func validRegion(s, defaultRegion, country string, pn *phonenumbers.PhoneNumber) string {
 	pn.Reset()
-	if err := phonenumbers.ParseToNumber(s, defaultRegion, pn); err != nil {
+	if err := fastParse(s, defaultRegion, pn); err != nil {
 		return ""
 	}
 	if phonenumbers.IsValidNumberForRegion(pn, country) {
