@@ -52,7 +52,10 @@ type Store struct {
 
 // Open opens (creating if needed) the store at path.
 func Open(path string) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	// A large initial mmap (address space, not memory) spares the remaps a
+	// growing file would otherwise cost in the middle of a big batch.
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, FreelistType: bolt.FreelistMapType,
+		NoFreelistSync: true, InitialMmapSize: 1 << 30})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w (is another smsdrop running on this data_dir?)", path, err)
 	}
@@ -307,6 +310,9 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 					return err
 				}
 			}
+			// Message keys of a new batch come after every existing key:
+			// full pages split less.
+			tx.Bucket(bMsgs).FillPercent = 0.95
 			for i := range p.Recipients {
 				r := &p.Recipients[i]
 				m := &Message{Batch: b.ID, Line: r.Line, Index: r.Message, Input: r.Input, Number: r.Number,
