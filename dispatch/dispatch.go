@@ -153,7 +153,7 @@ func (d *Dispatcher) HandleEvents(ctx context.Context, evs []sender.Event) error
 		case sender.Receipt:
 			req.receipts = append(req.receipts, state.Receipt{PartID: e.PartID, Status: e.Status, Code: e.Code, At: e.At})
 		case sender.Reply:
-			req.replies = append(req.replies, state.IncomingReply{From: e.From, Account: e.Account, Text: e.Text, At: e.At, OptOut: d.isOptout(e.Text)})
+			req.replies = append(req.replies, state.IncomingReply{From: e.From, Account: d.replyAccount(e), Text: e.Text, At: e.At, OptOut: d.isOptout(e.Text)})
 		}
 	}
 	select {
@@ -167,6 +167,25 @@ func (d *Dispatcher) HandleEvents(ctx context.Context, evs []sender.Event) error
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// replyAccount narrows a reply to the account whose sender id it was sent
+// to, when exactly one account has that sender id; "" matches the most
+// recent message to the number across accounts.
+func (d *Dispatcher) replyAccount(e sender.Event) string {
+	if e.Account != "" || e.To == "" {
+		return e.Account
+	}
+	found := ""
+	for acct, id := range d.o.SenderIDs {
+		if id != "" && strings.EqualFold(strings.TrimPrefix(id, "+"), strings.TrimPrefix(e.To, "+")) {
+			if found != "" {
+				return ""
+			}
+			found = acct
+		}
+	}
+	return found
 }
 
 func (d *Dispatcher) isOptout(text string) bool {

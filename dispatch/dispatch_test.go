@@ -317,3 +317,22 @@ func BenchmarkDispatch(b *testing.B) {
 	cancel()
 	<-done
 }
+
+func TestReplyAccountBySenderID(t *testing.T) {
+	d := New(Options{SenderIDs: map[string]string{"shop": "SHOP", "bank": "+447000000001", "a": "SAME", "b": "same"}})
+	tests := []struct {
+		ev   sender.Event
+		want string
+	}{
+		{sender.Event{To: "shop"}, "shop"},
+		{sender.Event{To: "447000000001"}, "bank"},
+		{sender.Event{To: "SAME"}, ""}, // two accounts: the most recent message decides
+		{sender.Event{To: "OTHER"}, ""},
+		{sender.Event{To: "SHOP", Account: "x"}, "x"},
+	}
+	for _, tt := range tests {
+		if got := d.replyAccount(tt.ev); got != tt.want {
+			t.Errorf("reply to %q: account %q, want %q", tt.ev.To, got, tt.want)
+		}
+	}
+}
