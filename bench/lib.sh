@@ -97,8 +97,8 @@ wait_port() {
 }
 
 # build_smsdrop: builds the binary once into $tmp/smsdrop, from the working
-# tree, or with BUILD_FROM=head from the last commit (git archive into $tmp,
-# so colleagues' uncommitted edits are not measured). Sets SMSDROP and
+# tree, or with BUILD_FROM=head from the last commit, or BUILD_REV when set
+# (git archive into $tmp, so colleagues' uncommitted edits are not measured). Sets SMSDROP and
 # SMSDROP_REV (what was measured).
 build_smsdrop() {
   need go golang
@@ -107,7 +107,8 @@ build_smsdrop() {
   if [[ ${BUILD_FROM:-worktree} == head ]]; then
     src=$tmp/src
     mkdir -p "$src"
-    git -C "$ROOT" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
+    SMSDROP_REV=$(git -C "$ROOT" rev-parse --short "${BUILD_REV:-HEAD}") || die "unknown BUILD_REV ${BUILD_REV:-}"
+    git -C "$ROOT" archive "$SMSDROP_REV" | tar -x -C "$src" || die "git archive $SMSDROP_REV failed"
   elif [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
     SMSDROP_REV+="+worktree"
   fi

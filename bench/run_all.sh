@@ -9,9 +9,15 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# With BUILD_FROM=head every script builds the same commit, even when
+# colleagues commit meanwhile.
+if [[ ${BUILD_FROM:-worktree} == head && -z ${BUILD_REV:-} ]]; then
+  BUILD_REV=$(git -C .. rev-parse HEAD)
+  export BUILD_REV
+fi
 echo "# smsdrop benchmarks"
 echo "date:    $(date -u)"
-echo "commit:  $(git -C .. rev-parse --short HEAD) (BUILD_FROM=${BUILD_FROM:-worktree})"
+echo "commit:  $(git -C .. rev-parse --short "${BUILD_REV:-HEAD}") (BUILD_FROM=${BUILD_FROM:-worktree})"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), kernel $(uname -r)"
 echo "memory:  $(free -h | awk '/^Mem:/{print $2 " total, " $7 " available"}')"
 echo "disk:    TMPDIR ${TMPDIR:-/tmp} on $(df -T "${TMPDIR:-/tmp}" | awk 'NR==2{print $2}')"

@@ -16,7 +16,8 @@ rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ ${BUILD_FROM:-worktree} == head ]]; then
   src=$tmp/src
   mkdir -p "$src"
-  git -C "$ROOT" archive HEAD | tar -x -C "$src" || die "git archive HEAD failed"
+  rev=$(git -C "$ROOT" rev-parse --short "${BUILD_REV:-HEAD}") || die "unknown BUILD_REV ${BUILD_REV:-}"
+  git -C "$ROOT" archive "$rev" | tar -x -C "$src" || die "git archive $rev failed"
   [[ -d $ROOT/test/smsc/node_modules ]] && cp -a "$ROOT/test/smsc/node_modules" "$src/test/smsc/"
 elif [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
   rev+="+worktree"
