@@ -93,7 +93,7 @@ ok=$(awk '/^ok: /{s+=$2} END{print s+0}' "$acct"/results/*.report)
   die "counts disagree: $MESSAGES messages, $sent parts sent (metrics), $outbox outbox lines, $ok ok in reports"
 
 # Sustained rate: parts sent per second between 10% and 90% of all parts.
-read -r sus t10 t90 < <(awk -v n="$MESSAGES" '
+read -r sus _ _ < <(awk -v n="$MESSAGES" '
   { t[NR]=$1; s[NR]=$2 }
   END {
     for (i=1;i<=NR;i++) { if (!a && s[i] >= 0.1*n) a=i; if (!b && s[i] >= 0.9*n) b=i }

@@ -43,13 +43,13 @@ for ((r = 1; r <= REPEAT; r++)); do
       while IFS= read -r line; do
         [[ $line == state:* ]] && { state=${line#state: }; break; }
       done <"$report"
-      [[ $state == sending || $state == done ]] && break
+      [[ $state == sending || $state == "done" ]] && break
       [[ $state == rejected ]] && die "the file was rejected: $(grep '^error:' "$report" | head -3)"
     fi
     sleep 0.005
   done
   t1=${EPOCHREALTIME/[.,]/}
-  [[ $state == sending || $state == done ]] || smsdrop_stuck "no 'state: sending' report after 60 s"
+  [[ $state == sending || $state == "done" ]] || smsdrop_stuck "no 'state: sending' report after 60 s"
   profile_stop "ingest-$r"
   cpu=$(awk -v a="$c0" -v b="$(cpu_seconds "$SMSDROP_PID")" 'BEGIN{printf "%.2f", b-a}')
   rss=$(awk '/VmHWM/{printf "%.0f", $2/1024}' "/proc/$SMSDROP_PID/status")
@@ -59,7 +59,7 @@ for ((r = 1; r <= REPEAT; r++)); do
   times+=("$s") loads+=("$(loadavg)") cpus+=("$cpu")
   log "run $r: $s s to 'state: $state' (smsdrop CPU ${cpu}s, peak RSS ${rss} MiB), load $(loadavg)"
   stop_pid "$SMSDROP_PID"
-  rm -rf "$data" "$tmp/$name"
+  rm -rf "$data" "${tmp:?}/$name"
 done
 
 bytes=$(awk -v n="$RECIPIENTS" 'BEGIN{printf "%.1f", (n*36+80)/1048576}')

@@ -235,6 +235,7 @@ CONF
   VSFTPD_PID=$!
   track "$VSFTPD_PID"
   wait_port "$port" "$VSFTPD_PID" vsftpd "$tmp/vsftpd.log"
+  # shellcheck disable=SC2034 # used by the scripts that source this file
   VSFTPD_URL="ftp://anonymous:x@127.0.0.1:$port/pub"
 }
 
