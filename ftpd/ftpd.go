@@ -143,6 +143,8 @@ type Server struct {
 	// active counts the work Stop must wait for: connected clients,
 	// uploads still open and connections being refused.
 	active sync.WaitGroup
+	// copyBufs are the uploads' copy buffers, reused across uploads.
+	copyBufs sync.Pool
 }
 
 // New checks cfg and prepares a server; nothing listens until Start.

@@ -292,6 +292,41 @@ func (u *upload) Write(b []byte) (int, error) {
 	return m, nil
 }
 
+// uploadBuf is the size of an upload's copy buffer: io.Copy's 32 KiB costs
+// a write(2) and often a goroutine park per 32 KiB; a socket read fills
+// more of a larger buffer when data is waiting.
+const uploadBuf = 1 << 20
+
+// ReadFrom copies the data connection into the file through a large
+// reused buffer; io.Copy prefers it to its own 32 KiB loop. Every chunk
+// goes through Write, so the size limits apply while the upload streams.
+func (u *upload) ReadFrom(r io.Reader) (int64, error) {
+	bp, _ := u.d.s.copyBufs.Get().(*[]byte)
+	if bp == nil {
+		b := make([]byte, uploadBuf)
+		bp = &b
+	}
+	defer u.d.s.copyBufs.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := r.Read(buf)
+		if n > 0 {
+			m, werr := u.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case errors.Is(rerr, io.EOF):
+			return total, nil
+		case rerr != nil:
+			return total, rerr
+		}
+	}
+}
+
 // Read fails: an upload handle is write-only.
 func (u *upload) Read([]byte) (int, error) {
 	return 0, &fs.PathError{Op: "read", Path: u.p, Err: fs.ErrPermission}
