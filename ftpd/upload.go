@@ -254,6 +254,7 @@ type upload struct {
 	p       string // "/" + real name
 	temp    string // "/" + temporary name
 	written int64
+	flushed int64 // bytes handed to startWriteback
 	err     error // first failure; the upload is dropped when set
 	closed  bool
 }
@@ -282,6 +283,10 @@ func (u *upload) Write(b []byte) (int, error) {
 	}
 	m, err := u.f.Write(b)
 	u.written += int64(m)
+	if u.written-u.flushed >= writebackChunk {
+		startWriteback(u.f, u.flushed, u.written-u.flushed)
+		u.flushed = u.written
+	}
 	if int64(m) < n {
 		acct.unreserve(n - int64(m))
 	}
@@ -291,6 +296,10 @@ func (u *upload) Write(b []byte) (int, error) {
 	}
 	return m, nil
 }
+
+// writebackChunk is how much an upload writes before it starts the
+// writeback of what it wrote.
+const writebackChunk = 8 << 20
 
 // uploadBuf is the size of an upload's copy buffer: io.Copy's 32 KiB costs
 // a write(2) and often a goroutine park per 32 KiB; a socket read fills
