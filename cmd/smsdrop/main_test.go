@@ -16,10 +16,10 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		name       string
-		args       []string
-		stdin      string
-		code       int
+		name        string
+		args        []string
+		stdin       string
+		code        int
 		out, errOut string
 	}{
 		{"no command", nil, "", 2, "", "usage:"},
