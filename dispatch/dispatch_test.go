@@ -105,21 +105,11 @@ func (h *harness) add(n int, sendAt time.Time, scheduled bool, segments int) *st
 
 func (h *harness) waitBatch(id uint64, what string, cond func(*state.Batch) bool) *state.Batch {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		b, err := h.store.Batch(id)
-		if err == nil && cond(b) {
-			return b
-		}
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for batch %d: %s (now %+v)", id, what, b)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	return h.until(id, 0, what, cond)
 }
 
-// until moves the clock by step whenever the dispatcher is idle, until cond
-// holds for batch id.
+// until moves the clock by step (if any) whenever the dispatcher is idle,
+// until cond holds for batch id.
 func (h *harness) until(id uint64, step time.Duration, what string, cond func(*state.Batch) bool) *state.Batch {
 	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -131,7 +121,7 @@ func (h *harness) until(id uint64, step time.Duration, what string, cond func(*s
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for batch %d: %s (now %+v)", id, what, b)
 		}
-		if h.d.asleep.Load() {
+		if step > 0 && h.d.asleep.Load() {
 			h.clk.Advance(step)
 		}
 		time.Sleep(time.Millisecond)
