@@ -303,7 +303,11 @@ func TestPartUploadThenRename(t *testing.T) {
 }
 
 func TestLocalWriterAppendingSlowly(t *testing.T) {
-	e := start(t, testConfig(t))
+	cfg := testConfig(t)
+	// The writer pauses 50 ms between lines, well inside the settle time,
+	// so a busy machine does not make a pause look like the end.
+	cfg.Processing.Settle = 500 * time.Millisecond
+	e := start(t, cfg)
 	path := filepath.Join(e.dir("demo"), "export.txt")
 	f, err := os.Create(path)
 	if err != nil {
@@ -314,7 +318,7 @@ func TestLocalWriterAppendingSlowly(t *testing.T) {
 		if _, err := f.WriteString(l); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(e.cfg.Processing.Settle / 3)
+		time.Sleep(50 * time.Millisecond)
 	}
 	f.Close()
 	rep := waitState(t, filepath.Join(e.dir("demo"), "results", "export.txt.report"), "done")

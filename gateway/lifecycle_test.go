@@ -80,7 +80,7 @@ func TestScheduledBatchSurvivesRestartAndIsSentOnTime(t *testing.T) {
 	}
 	e.stop()
 
-	clk = fastClock(t, start.Add(3*time.Hour+29*time.Minute), 100*time.Millisecond)
+	clk = fastClock(t, start.Add(3*time.Hour+29*time.Minute+58*time.Second), 5*time.Millisecond)
 	e = startWith(t, cfg, clk)
 	rep = waitState(t, report, "done")
 	if rep["ok"] != "1" {
