@@ -689,7 +689,8 @@ func TestSMPPPartResubmittedAfterReconnect(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("Send did not finish the message on the new connection")
 	}
-	subs := m.pdus("submit_sm")
+	// The SMSC's log of the third submit may trail its answer to us.
+	subs := m.waitPDUs("submit_sm", 3)
 	if r.Err != nil || len(subs) != 3 {
 		t.Fatalf("result %v, %d submit_sm; want success with 3", r.Err, len(subs))
 	}

@@ -508,23 +508,29 @@ func (s *Store) Latest(account, name string) uint64 {
 	return id
 }
 
-// MarkResultsFinal records that the final result files of batch id are on
-// disk, so start-up does not render them again.
-//
-// Update, not db.Batch: the results writer calls this from one goroutine at
-// a time, so Batch never coalesces anything and only adds its
-// MaxBatchDelay (10 ms) to every final write, which capped the writer at
-// about 70 batches a second under load.
-func (s *Store) MarkResultsFinal(id uint64) error {
+// MarkResultsFinal records that the final result files of the batches are
+// on disk, so start-up does not render them again.
+func (s *Store) MarkResultsFinal(ids ...uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := getBatch(tx, id)
-		if err != nil {
-			return err
+		for _, id := range ids {
+			b, err := getBatch(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue // swept meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			if b.ResultsFinal {
+				continue
+			}
+			b.ResultsFinal = true
+			if err := putBatch(tx, b); err != nil {
+				return err
+			}
 		}
-		if b.ResultsFinal {
-			return nil
-		}
-		b.ResultsFinal = true
-		return putBatch(tx, b)
+		return nil
 	})
 }
