@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -24,8 +25,13 @@ func TestEndpoints(t *testing.T) {
 	m := New(Gauges{QueueDepth: func() float64 { return 7 }, StoreSize: func() float64 { return 4096 }})
 	m.Files.WithLabelValues("accepted").Add(2)
 	m.Logins.WithLabelValues("ok").Inc()
-	var health error
-	srv, err := Listen("127.0.0.1:0", m.Handler(func() error { return health }), slog.New(slog.DiscardHandler))
+	var health atomic.Pointer[error]
+	srv, err := Listen("127.0.0.1:0", m.Handler(func() error {
+		if e := health.Load(); e != nil {
+			return *e
+		}
+		return nil
+	}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +50,8 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz healthy: %d %q", code, body)
 	}
-	health = errors.New("sender: not bound")
+	unbound := errors.New("sender: not bound")
+	health.Store(&unbound)
 	if code, body := get(t, base+"/healthz"); code != 503 || !strings.Contains(body, "not bound") {
 		t.Errorf("/healthz unhealthy: %d %q", code, body)
 	}
