@@ -27,18 +27,17 @@ var Statuses = [...]Status{StatusWait, StatusOn, StatusOK, StatusKO, StatusRep, 
 
 // Codes that explain a ko or no status.
 const (
-	CodeInvalidNumber      = "INVALID_NUMBER"
-	CodeCountryNotAllowed  = "COUNTRY_NOT_ALLOWED"
-	CodeOptedOut           = "OPTED_OUT"
-	CodeDuplicate          = "DUPLICATE"
-	CodeTooLong            = "TOO_LONG"
-	CodeUndelivered        = "UNDELIVERED"
-	CodeExpired            = "EXPIRED"
-	CodeRejected           = "REJECTED"
-	CodeCancelled          = "CANCELLED"
-	CodeUnconfirmed        = "UNCONFIRMED"
-	CodeReceiptTimeout     = "NO_RECEIPT"
-	CodeProviderUnknownErr = "PROVIDER_ERROR"
+	CodeInvalidNumber     = "INVALID_NUMBER"
+	CodeCountryNotAllowed = "COUNTRY_NOT_ALLOWED"
+	CodeOptedOut          = "OPTED_OUT"
+	CodeDuplicate         = "DUPLICATE"
+	CodeTooLong           = "TOO_LONG"
+	CodeUndelivered       = "UNDELIVERED"
+	CodeExpired           = "EXPIRED"
+	CodeRejected          = "REJECTED"
+	CodeCancelled         = "CANCELLED"
+	CodeUnconfirmed       = "UNCONFIRMED"
+	CodeReceiptTimeout    = "NO_RECEIPT"
 )
 
 // Charset is an account's character policy (SPEC §3).

@@ -76,7 +76,7 @@ type Dispatcher struct {
 	// asleep is true while Run waits for something to do; tests use it to
 	// move a fake clock only once the loop is idle.
 	asleep atomic.Bool
-	// held are what woke the loop up, for the next tick.
+	// held are what arrived for the next tick (see collect).
 	heldCancels []uint64
 	heldEvents  []eventReq
 }
@@ -198,6 +198,30 @@ func (d *Dispatcher) isOptout(text string) bool {
 	return false
 }
 
+// collect moves into t the cancels and events that woke the loop, and
+// whatever else has arrived meanwhile, without blocking; it returns the
+// event senders to answer once t is stored.
+func (d *Dispatcher) collect(t *state.Tick, waiters []chan error) []chan error {
+	for more := true; more; {
+		select {
+		case id := <-d.cancels:
+			d.heldCancels = append(d.heldCancels, id)
+		case req := <-d.events:
+			d.heldEvents = append(d.heldEvents, req)
+		default:
+			more = false
+		}
+	}
+	t.Cancels = append(t.Cancels, d.heldCancels...)
+	for _, req := range d.heldEvents {
+		t.Receipts = append(t.Receipts, req.receipts...)
+		t.Replies = append(t.Replies, req.replies...)
+		waiters = append(waiters, req.done)
+	}
+	d.heldCancels, d.heldEvents = d.heldCancels[:0], d.heldEvents[:0]
+	return waiters
+}
+
 // Run sends until ctx is done, then stores the outcome of what is in hand
 // and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
@@ -212,27 +236,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		outcomes = nil
 		waiters = waiters[:0]
 		stopping := ctx.Err() != nil
-		tick.Cancels = append(tick.Cancels, d.heldCancels...)
-		for _, req := range d.heldEvents {
-			tick.Receipts = append(tick.Receipts, req.receipts...)
-			tick.Replies = append(tick.Replies, req.replies...)
-			waiters = append(waiters, req.done)
-		}
-		d.heldCancels, d.heldEvents = d.heldCancels[:0], d.heldEvents[:0]
-		// Collect what arrived without blocking.
-	drain:
-		for {
-			select {
-			case id := <-d.cancels:
-				tick.Cancels = append(tick.Cancels, id)
-			case req := <-d.events:
-				tick.Receipts = append(tick.Receipts, req.receipts...)
-				tick.Replies = append(tick.Replies, req.replies...)
-				waiters = append(waiters, req.done)
-			default:
-				break drain
-			}
-		}
+		waiters = d.collect(&tick, waiters)
 		var changed []uint64
 		var wait time.Duration = -1
 		if !stopping {

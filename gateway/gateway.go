@@ -155,8 +155,11 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			g.disp.Wake()
 			g.met.Files.WithLabelValues(fileOutcome(b)).Inc()
 			g.met.FileDuration.Observe(took.Seconds())
+			if b.State == state.Duplicate {
+				return // its recipients are counted ko, but nothing changed for them
+			}
 			for i, st := range batch.Statuses {
-				if b.Counts[i] > 0 && st != batch.StatusKO || b.State != state.Duplicate && st == batch.StatusKO && b.Counts[i] > 0 {
+				if b.Counts[i] > 0 {
 					g.met.Messages.WithLabelValues(string(st)).Add(float64(b.Counts[i]))
 				}
 			}

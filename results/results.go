@@ -58,7 +58,6 @@ type Writer struct {
 	durable  []uint64
 	lastSync time.Time
 	writeMu  sync.Mutex
-	flushReq chan chan struct{}
 }
 
 // New returns a Writer.
@@ -70,8 +69,7 @@ func New(o Options) *Writer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
-		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
-		flushReq: make(chan chan struct{})}
+		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{}}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
 			a.Location = time.UTC
@@ -129,20 +127,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		case <-w.notify:
 		case <-timerC:
-		case done := <-w.flushReq:
-			w.writePending(true)
-			close(done)
 		}
-	}
-}
-
-// Flush writes everything pending now, ignoring the once-a-second limit.
-func (w *Writer) Flush(ctx context.Context) {
-	done := make(chan struct{})
-	select {
-	case w.flushReq <- done:
-		<-done
-	case <-ctx.Done():
 	}
 }
 
@@ -150,17 +135,17 @@ func (w *Writer) Flush(ctx context.Context) {
 // and returns how long until the next one is due, or 0.
 func (w *Writer) writePending(force bool) time.Duration {
 	now := w.o.Clock.Now()
-	w.mu.Lock()
+	type candidate struct {
+		id   uint64
+		wait time.Duration
+	}
 	var due []uint64
-	var next time.Duration
+	var inside []candidate
+	w.mu.Lock()
 	for id := range w.pending {
 		if last, ok := w.last[id]; ok && !force {
-			// Inside the interval only a final state is written at once:
-			// that last write is what clients wait for.
-			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 && !w.isFinal(id) {
-				if next == 0 || wait < next {
-					next = wait
-				}
+			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
+				inside = append(inside, candidate{id, wait})
 				continue
 			}
 		}
@@ -170,6 +155,21 @@ func (w *Writer) writePending(force bool) time.Duration {
 	accts := w.replies
 	w.replies = map[string]bool{}
 	w.mu.Unlock()
+
+	// Inside the interval only a final state is written at once: that last
+	// write is what clients wait for. The store is read outside the lock,
+	// so Changed never waits for it.
+	var next time.Duration
+	for _, c := range inside {
+		if w.isFinal(c.id) {
+			w.mu.Lock()
+			delete(w.pending, c.id)
+			w.mu.Unlock()
+			due = append(due, c.id)
+			continue
+		}
+		next = sooner(next, c.wait)
+	}
 
 	// Reply files first: a client that sees a report counting replies
 	// ("rep:") then finds them in replies/.
@@ -197,12 +197,18 @@ func (w *Writer) writePending(force bool) time.Duration {
 	w.mu.Unlock()
 	if waiting {
 		if wait := w.lastSync.Add(w.o.MinInterval).Sub(now); wait > 0 && !force {
-			if next == 0 || wait < next {
-				next = wait
-			}
+			next = sooner(next, wait)
 		} else if err := w.makeDurable(now); err != nil {
 			w.o.Logger.Error("flush final results", "err", err)
 		}
+	}
+	return next
+}
+
+// sooner returns the shorter of two waits, 0 meaning none.
+func sooner(next, wait time.Duration) time.Duration {
+	if next == 0 || wait < next {
+		return wait
 	}
 	return next
 }

@@ -7,6 +7,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -199,21 +200,13 @@ func (s *Store) LookupHash(account string, sum []byte) (*Batch, error) {
 			return nil
 		}
 		var err error
-		b, err = getBatch(tx, bytesU64(v))
+		b, err = getBatch(tx, binary.BigEndian.Uint64(v))
 		if errors.Is(err, ErrNotFound) {
 			b, err = nil, nil // swept by retention
 		}
 		return err
 	})
 	return b, err
-}
-
-func bytesU64(b []byte) uint64 {
-	var v uint64
-	for _, c := range b[:8] {
-		v = v<<8 | uint64(c)
-	}
-	return v
 }
 
 // OptedOut returns the account's opt-out list as a set of E.164 numbers.
@@ -256,7 +249,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		meta := tx.Bucket(bMeta)
 		seq := uint64(0)
 		if v := meta.Get([]byte("batch_seq")); v != nil {
-			seq = bytesU64(v)
+			seq = binary.BigEndian.Uint64(v)
 		}
 		seq++
 		if err := meta.Put([]byte("batch_seq"), u64(seq)); err != nil {
@@ -279,7 +272,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		hk := hashKey(nb.Account, nb.Sum)
 		var prev *Batch
 		if v := tx.Bucket(bHashes).Get(hk); v != nil {
-			if pb, err := getBatch(tx, bytesU64(v)); err == nil {
+			if pb, err := getBatch(tx, binary.BigEndian.Uint64(v)); err == nil {
 				prev = pb
 			}
 		}
@@ -378,7 +371,7 @@ func (s *Store) InboxBatch(account, name string) (*Batch, error) {
 			return nil
 		}
 		var err error
-		b, err = getBatch(tx, bytesU64(v))
+		b, err = getBatch(tx, binary.BigEndian.Uint64(v))
 		if errors.Is(err, ErrNotFound) {
 			b, err = nil, nil
 		}
@@ -395,7 +388,7 @@ func (s *Store) MarkMoved(id uint64) error {
 			return err
 		}
 		ik := acctKey(b.Account, b.Name)
-		if v := tx.Bucket(bInbox).Get(ik); v != nil && bytesU64(v) == id {
+		if v := tx.Bucket(bInbox).Get(ik); v != nil && binary.BigEndian.Uint64(v) == id {
 			if err := tx.Bucket(bInbox).Delete(ik); err != nil {
 				return err
 			}
@@ -487,7 +480,7 @@ func (s *Store) Replies(account string, from, to time.Time) ([]Reply, error) {
 			if !strings.EqualFold(r.Account, account) {
 				continue
 			}
-			r.Seq = bytesU64(k[8:])
+			r.Seq = binary.BigEndian.Uint64(k[8:])
 			out = append(out, r)
 		}
 		return nil
@@ -501,7 +494,7 @@ func (s *Store) Latest(account, name string) uint64 {
 	var id uint64
 	_ = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bNames).Get(acctKey(account, name)); v != nil {
-			id = bytesU64(v)
+			id = binary.BigEndian.Uint64(v)
 		}
 		return nil
 	})

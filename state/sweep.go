@@ -2,6 +2,7 @@ package state
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"time"
@@ -36,7 +37,7 @@ func (s *Store) Sweep(cutoff time.Time) ([]*Batch, error) {
 				keys = append(keys, append([]byte(nil), k...))
 			}
 			for _, k := range keys {
-				id := bytesU64(k[8:])
+				id := binary.BigEndian.Uint64(k[8:])
 				b, err := getBatch(tx, id)
 				if err != nil {
 					_ = tx.Bucket(bByTime).Delete(k)

@@ -342,13 +342,15 @@ func (w *txWriter) handOver(keys []Key, cursors map[uint64]int) ([]Key, error) {
 // messageStatus derives a message's status from its parts: ko when any part
 // failed, ok when all were delivered, no when all are final and some unknown.
 func messageStatus(parts []Part) (batch.Status, string) {
-	allFinal, anyNo := true, false
+	allFinal, noCode, anyNo := true, "", false
 	for _, p := range parts {
 		switch p.Status {
 		case batch.StatusKO:
 			return batch.StatusKO, p.Code
 		case batch.StatusNo:
-			anyNo = true
+			if !anyNo {
+				anyNo, noCode = true, p.Code
+			}
 		case batch.StatusOK, batch.StatusRep:
 		default:
 			allFinal = false
@@ -358,11 +360,7 @@ func messageStatus(parts []Part) (batch.Status, string) {
 	case !allFinal:
 		return batch.StatusOn, ""
 	case anyNo:
-		for _, p := range parts {
-			if p.Status == batch.StatusNo {
-				return batch.StatusNo, p.Code
-			}
-		}
+		return batch.StatusNo, noCode
 	}
 	return batch.StatusOK, ""
 }
@@ -448,7 +446,7 @@ func (w *txWriter) applyReplies(rs []IncomingReply) ([]string, int, error) {
 		}
 		seq := uint64(0)
 		if v := meta.Get([]byte("reply_seq")); v != nil {
-			seq = bytesU64(v)
+			seq = binary.BigEndian.Uint64(v)
 		}
 		seq++
 		if err := meta.Put([]byte("reply_seq"), u64(seq)); err != nil {
@@ -574,7 +572,7 @@ func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 			if err := tx.Bucket(bDue).Delete(k); err != nil {
 				return err
 			}
-			b, err := getBatch(tx, bytesU64(k[8:]))
+			b, err := getBatch(tx, binary.BigEndian.Uint64(k[8:]))
 			if err != nil {
 				if errors.Is(err, ErrNotFound) {
 					continue
@@ -630,7 +628,7 @@ func (s *Store) ActiveBatches() ([]*Batch, error) {
 	var out []*Batch
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bActive).ForEach(func(k, _ []byte) error {
-			b, err := getBatch(tx, bytesU64(k))
+			b, err := getBatch(tx, binary.BigEndian.Uint64(k))
 			if err != nil {
 				if errors.Is(err, ErrNotFound) {
 					return nil
