@@ -346,5 +346,5 @@ profile_stop() {
       grep -E 'smsdrop|bbolt|syscall|runtime\.(gcBgMarkWorker|mallocgc)' | sed -n 1,25p
   } >"$out"
   cat "$out" >&2
-  if [[ -n "${PROFILE_DIR:-}" ]]; then mkdir -p "$PROFILE_DIR" && cp "$out" "$PROFILE_DIR/"; fi
+  if [[ -n "${PROFILE_DIR:-}" ]]; then mkdir -p "$PROFILE_DIR" && cp "$out" "$PROFILE_DIR/" && cp "$tmp/perf.data" "$PROFILE_DIR/$1.perf.data"; fi
 }

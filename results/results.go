@@ -57,7 +57,9 @@ type Writer struct {
 	// instead of two fsyncs and a store transaction per batch.
 	durable  []uint64
 	lastSync time.Time
-	writeMu  sync.Mutex
+	// writeMu orders every write of result files; files is used under it.
+	writeMu sync.Mutex
+	files   *atomicFiles
 }
 
 // New returns a Writer.
@@ -69,7 +71,8 @@ func New(o Options) *Writer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
-		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{}}
+		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
+		files: newAtomicFiles()}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
 			a.Location = time.UTC
@@ -251,7 +254,7 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		// The CSV goes first: once a client sees the report's new state,
 		// the CSV it downloads is at least as new.
 		if b.State != state.Rejected && b.State != state.Duplicate {
-			err := writeAtomic(dir, base+".csv", false, func(bw *bufio.Writer) error {
+			err := w.files.write(dir, base+".csv", false, func(bw *bufio.Writer) error {
 				cw := csv.NewWriter(bw)
 				cw.UseCRLF = true
 				if err := cw.Write(batch.CSVHeader); err != nil {
@@ -277,7 +280,7 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 			}
 		}
 		rep := report(b, a.Location)
-		err := writeAtomic(dir, base+".report", false, func(bw *bufio.Writer) error {
+		err := w.files.write(dir, base+".report", false, func(bw *bufio.Writer) error {
 			_, err := rep.WriteTo(bw)
 			return err
 		})
@@ -434,7 +437,7 @@ func (w *Writer) WriteReplies(account string, now time.Time) error {
 			continue
 		}
 		name := day.Format("2006-01-02") + ".csv"
-		err = writeAtomic(filepath.Join(a.Dir, "replies"), name, true, func(bw *bufio.Writer) error {
+		err = w.files.write(filepath.Join(a.Dir, "replies"), name, true, func(bw *bufio.Writer) error {
 			cw := csv.NewWriter(bw)
 			cw.UseCRLF = true
 			_ = cw.Write([]string{"received", "from", "batch", "line", "message_id", "text"})
@@ -455,41 +458,19 @@ func (w *Writer) WriteReplies(account string, now time.Time) error {
 	return nil
 }
 
-// writeAtomic writes dir/name through a hidden temporary file and a rename,
-// so a client never reads half a file. sync asks for an fsync first (final
-// versions, which are not rendered again after a restart).
-func writeAtomic(dir, name string, sync bool, fill func(*bufio.Writer) error) error {
-	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("create %s: %w", name, err)
-	}
-	tmp := f.Name()
-	bw := bufio.NewWriterSize(f, 64<<10)
-	err = fill(bw)
-	if err == nil {
-		err = bw.Flush()
-	}
-	if err == nil && sync {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", name, err)
-	}
-	return nil
-}
-
-// Startup renders every batch whose final results are not on disk yet.
+// Startup takes over the hidden files an earlier run left, then renders
+// every batch whose final results are not on disk yet.
 func (w *Writer) Startup() error {
+	w.writeMu.Lock()
+	for _, a := range w.accounts {
+		for _, d := range []string{"results", "replies"} {
+			if err := w.files.adopt(filepath.Join(a.Dir, d)); err != nil {
+				w.writeMu.Unlock()
+				return err
+			}
+		}
+	}
+	w.writeMu.Unlock()
 	bs, err := w.o.Store.BatchesWhere(func(b *state.Batch) bool { return !b.ResultsFinal })
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package state
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"time"
 
@@ -161,4 +162,129 @@ func msgStatus(b []byte) batch.Status {
 	}
 	d.uint()
 	return batch.Status(d.str())
+}
+
+// Batch records are read on every dispatcher tick and every results write,
+// so they use the same binary encoding. Records stored as JSON by earlier
+// versions (they start with '{') are still read.
+
+const batchVersion = 2
+
+func (e *enc) bool(v bool) {
+	if v {
+		e.b = append(e.b, 1)
+	} else {
+		e.b = append(e.b, 0)
+	}
+}
+
+func (e *enc) strs(ss []string) {
+	e.uint(uint64(len(ss)))
+	for _, s := range ss {
+		e.str(s)
+	}
+}
+
+func (d *dec) bool() bool {
+	if d.err != nil {
+		return false
+	}
+	if len(d.b) == 0 {
+		d.err = errCorrupt
+		return false
+	}
+	v := d.b[0] != 0
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *dec) strs() []string {
+	n := d.uint()
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	if n > uint64(len(d.b)) { // every string takes at least one byte
+		d.err = errCorrupt
+		return nil
+	}
+	ss := make([]string, n)
+	for i := range ss {
+		ss[i] = d.str()
+	}
+	return ss
+}
+
+func encodeBatch(b *Batch) []byte {
+	n := 128 + len(b.Account) + len(b.Name) + len(b.Hash)
+	for _, s := range b.Errors {
+		n += len(s) + 2
+	}
+	for _, s := range b.Warnings {
+		n += len(s) + 2
+	}
+	e := enc{b: make([]byte, 0, n)}
+	e.b = append(e.b, batchVersion)
+	e.uint(b.ID)
+	e.str(b.Account)
+	e.str(b.Name)
+	e.str(b.Hash)
+	e.str(string(b.State))
+	e.time(b.Received)
+	e.time(b.SendAt)
+	e.bool(b.Scheduled)
+	e.time(b.Deadline)
+	e.str(b.Folder)
+	e.bool(b.Moved)
+	e.uint(uint64(b.Messages))
+	e.uint(uint64(b.Recipients))
+	e.uint(uint64(b.Segments))
+	for _, c := range b.Counts {
+		e.uint(uint64(c))
+	}
+	e.uint(uint64(b.Optout))
+	e.uint(b.DuplicateOf)
+	e.strs(b.Errors)
+	e.strs(b.Warnings)
+	e.uint(uint64(b.Cursor))
+	e.time(b.Finished)
+	e.bool(b.ResultsFinal)
+	return e.b
+}
+
+func decodeBatchInto(b *Batch, v []byte) error {
+	if len(v) > 0 && v[0] == '{' {
+		return json.Unmarshal(v, b)
+	}
+	if len(v) == 0 || v[0] != batchVersion {
+		return errCorrupt
+	}
+	d := dec{b: v[1:]}
+	b.ID = d.uint()
+	b.Account = d.str()
+	b.Name = d.str()
+	b.Hash = d.str()
+	b.State = BatchState(d.str())
+	b.Received = d.time()
+	b.SendAt = d.time()
+	b.Scheduled = d.bool()
+	b.Deadline = d.time()
+	b.Folder = d.str()
+	b.Moved = d.bool()
+	b.Messages = int(d.uint())
+	b.Recipients = int(d.uint())
+	b.Segments = int(d.uint())
+	for i := range b.Counts {
+		b.Counts[i] = int(d.uint())
+	}
+	b.Optout = int(d.uint())
+	b.DuplicateOf = d.uint()
+	b.Errors = d.strs()
+	b.Warnings = d.strs()
+	b.Cursor = int(d.uint())
+	b.Finished = d.time()
+	b.ResultsFinal = d.bool()
+	if d.err == nil && len(d.b) != 0 {
+		return errCorrupt
+	}
+	return d.err
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"reflect"
 	"testing"
 	"time"
@@ -33,6 +34,45 @@ func TestMessageCodecRoundTrip(t *testing.T) {
 			if err := decodeMsgInto(&Message{}, b[:i]); err == nil && i < len(b)-1 {
 				t.Errorf("truncated at %d decoded without error", i)
 			}
+		}
+	}
+}
+
+func TestBatchCodecRoundTrip(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 123, time.UTC)
+	tests := []*Batch{
+		{},
+		{ID: 42, Account: "demo", Name: "sms ö.txt", Hash: "ab12", State: Sending, Received: at, SendAt: at.Add(time.Hour),
+			Scheduled: true, Deadline: at.Add(25 * time.Hour), Folder: "archive", Moved: true, Messages: 3, Recipients: 8,
+			Segments: 9, Counts: [6]int{1, 2, 3, 4, 5, 6}, Optout: 2, DuplicateOf: 17,
+			Errors: []string{"line 5: D-: invalid date"}, Warnings: []string{"line 3: \"ô\" replaced by \"o\"", ""},
+			Cursor: 12, Finished: at.Add(2 * time.Hour), ResultsFinal: true},
+	}
+	for _, b := range tests {
+		v := encodeBatch(b)
+		var got Batch
+		if err := decodeBatchInto(&got, v); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&got, b) {
+			t.Errorf("round trip:\n got %+v\nwant %+v", got, *b)
+		}
+		for i := range v { // truncated records are errors, never panics
+			if err := decodeBatchInto(&Batch{}, v[:i]); err == nil {
+				t.Errorf("truncated at %d of %d decoded without error", i, len(v))
+			}
+		}
+		// Stores written before the binary encoding hold JSON.
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = Batch{}
+		if err := decodeBatchInto(&got, j); err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(&got, b) {
+			t.Errorf("JSON record:\n got %+v\nwant %+v", got, *b)
 		}
 	}
 }

@@ -23,7 +23,7 @@ import (
 
 var (
 	bMeta     = []byte("meta")     // "batch_seq", "reply_seq"
-	bBatches  = []byte("batches")  // id → Batch JSON
+	bBatches  = []byte("batches")  // id → Batch (codec.go)
 	bMsgs     = []byte("msgs")     // batch|line → Message JSON
 	bHashes   = []byte("hashes")   // account NUL sha256 → id (most recent batch with these bytes)
 	bDue      = []byte("due")      // sendAt|id → nil: scheduled batches
@@ -107,18 +107,14 @@ func getBatch(tx *bolt.Tx, id uint64) (*Batch, error) {
 		return nil, fmt.Errorf("batch %d: %w", id, ErrNotFound)
 	}
 	var b Batch
-	if err := json.Unmarshal(v, &b); err != nil {
+	if err := decodeBatchInto(&b, v); err != nil {
 		return nil, fmt.Errorf("decode batch %d: %w", id, err)
 	}
 	return &b, nil
 }
 
 func putBatch(tx *bolt.Tx, b *Batch) error {
-	v, err := json.Marshal(b)
-	if err != nil {
-		return fmt.Errorf("encode batch %d: %w", b.ID, err)
-	}
-	return tx.Bucket(bBatches).Put(u64(b.ID), v)
+	return tx.Bucket(bBatches).Put(u64(b.ID), encodeBatch(b))
 }
 
 func getMsg(tx *bolt.Tx, k Key) (*Message, error) {
@@ -454,7 +450,7 @@ func (s *Store) BatchesWhere(keep func(*Batch) bool) ([]*Batch, error) {
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bBatches).ForEach(func(k, v []byte) error {
 			var b Batch
-			if err := json.Unmarshal(v, &b); err != nil {
+			if err := decodeBatchInto(&b, v); err != nil {
 				return fmt.Errorf("decode batch: %w", err)
 			}
 			if keep(&b) {

@@ -1,0 +1,53 @@
+//go:build linux
+
+package results
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+var errNotSpare = errors.New("not a reusable spare")
+
+// reuse opens spare p for rewriting, or fails when p may still be read.
+//
+// A write lease (fcntl F_SETLEASE) is granted only when no other open file
+// description of the inode exists, in this process or any other: nobody is
+// still reading the version p held. Holding it while p is rewritten makes
+// any open meanwhile wait until the file is closed. A link count other than
+// 1 means the inode is visible elsewhere (a superseded NAME.<id>.report).
+func reuse(p string) (*os.File, error) {
+	fd, err := unix.Open(p, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETLEASE, unix.F_WRLCK); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil || st.Nlink != 1 || st.Mode&unix.S_IFMT != unix.S_IFREG {
+		unix.Close(fd)
+		return nil, errNotSpare
+	}
+	if err := unix.Ftruncate(fd, 0); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// replace renames tmp to target. When target exists the two are exchanged
+// (renameat2 RENAME_EXCHANGE), which is just as atomic for readers of
+// target, and it reports that tmp now holds target's old version.
+func replace(tmp, target string) (bool, error) {
+	err := unix.Renameat2(unix.AT_FDCWD, tmp, unix.AT_FDCWD, target, unix.RENAME_EXCHANGE)
+	if err == nil {
+		return true, nil
+	}
+	// ENOENT: target does not exist yet. EINVAL, ENOSYS, ENOTSUP: the file
+	// system cannot exchange.
+	return false, os.Rename(tmp, target)
+}
