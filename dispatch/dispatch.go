@@ -46,6 +46,11 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// SendTimeout bounds one Send call, also at shutdown (default 30s).
 	SendTimeout time.Duration
+	// MinTick spaces the ticks that write to the store: each commit waits
+	// for two fsyncs, and while new files keep coming, a tick per file
+	// would take the disk from the intake. Measured on the real clock (it
+	// paces the disk, not the schedule); 0 means no pause.
+	MinTick time.Duration
 	// OnChange is told which batches changed (for the results writer).
 	OnChange func(ids []uint64)
 	// OnReplies is told which accounts got replies.
@@ -226,11 +231,20 @@ func (d *Dispatcher) collect(t *state.Tick, waiters []chan error) []chan error {
 // and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	var (
-		outcomes []state.Outcome
-		waiters  []chan error
-		tick     state.Tick
+		outcomes  []state.Outcome
+		waiters   []chan error
+		tick      state.Tick
+		lastWrite time.Time
 	)
 	for {
+		if wait := time.Until(lastWrite.Add(d.o.MinTick)); d.o.MinTick > 0 && wait > 0 && ctx.Err() == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
 		now := d.o.Clock.Now()
 		tick = state.Tick{Now: now, Outcomes: outcomes, ReceiptTimeout: d.o.ReceiptTimeout, Cursors: map[uint64]int{}}
 		outcomes = nil
@@ -259,6 +273,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 		}
 		res, err := d.o.Store.Commit(&tick)
+		if res.Wrote {
+			lastWrite = time.Now()
+		}
 		for _, w := range waiters {
 			w <- err
 		}

@@ -40,7 +40,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Validity is how long after its send time a batch may still be retried.
 	Validity time.Duration
-	// Workers process files concurrently (default 2).
+	// Workers process files concurrently (default 4: while some wait for
+	// the store's commit, others read and parse, and their batches share
+	// the next commit).
 	Workers int
 	// OnStored is called after a batch is stored and its file moved.
 	OnStored func(b *state.Batch, took time.Duration)
@@ -78,7 +80,7 @@ type job struct{ login, name string }
 // New returns an Intake. It creates every account's directory and folders.
 func New(o Options) (*Intake, error) {
 	if o.Workers <= 0 {
-		o.Workers = 2
+		o.Workers = 4
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -130,6 +132,12 @@ func (in *Intake) done(j job) {
 // Run processes queued files until ctx is done.
 func (in *Intake) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	idle := make(chan struct{}, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		in.flushMoves(ctx, idle)
+	}()
 	for range in.o.Workers {
 		wg.Add(1)
 		go func() {
@@ -142,10 +150,16 @@ func (in *Intake) Run(ctx context.Context) error {
 					in.mu.Lock()
 					in.jobs[j] = running
 					in.mu.Unlock()
-					if err := in.Process(j.login, j.name); err != nil {
+					if err := in.process(j.login, j.name); err != nil {
 						in.o.Logger.Error("process file", "account", j.login, "file", j.name, "err", err)
 					}
 					in.done(j)
+					if len(in.queue) == 0 {
+						select {
+						case idle <- struct{}{}:
+						default:
+						}
+					}
 				}
 			}
 		}()
@@ -154,8 +168,50 @@ func (in *Intake) Run(ctx context.Context) error {
 	return nil
 }
 
-// Process handles one inbox file now. A file that is gone is not an error.
+// movesFlushDelay is how long the record of a file's move may wait for the
+// next file's commit before it gets its own. During a flood the next commit
+// comes first: each file then costs one commit instead of two, and commits
+// (each waits for two fsyncs) are what bounds the files per second.
+const movesFlushDelay = 100 * time.Millisecond
+
+// flushMoves commits the moves still pending once the queue was empty for
+// movesFlushDelay, and when ctx ends.
+func (in *Intake) flushMoves(ctx context.Context, idle <-chan struct{}) {
+	flush := func() {
+		if err := in.o.Store.FlushMoved(); err != nil {
+			in.o.Logger.Error("record moved files", "err", err)
+		}
+	}
+	defer flush()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-idle:
+		}
+		t := in.o.Clock.NewTimer(movesFlushDelay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C():
+		}
+		flush()
+	}
+}
+
+// Process handles one inbox file now, and returns once its move out of the
+// inbox is recorded too. A file that is gone is not an error.
 func (in *Intake) Process(login, name string) error {
+	if err := in.process(login, name); err != nil {
+		return err
+	}
+	return in.o.Store.FlushMoved()
+}
+
+// process handles one inbox file; the record of its move may wait for the
+// next commit (state.Store.MarkMovedLater).
+func (in *Intake) process(login, name string) error {
 	a := in.accounts[strings.ToLower(login)]
 	if a == nil {
 		return fmt.Errorf("unknown account %q", login)
@@ -242,6 +298,12 @@ func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
 	if err != nil || b == nil {
 		return false, err
 	}
+	// The batch's file is in its folder: its move was done but not
+	// recorded, and this is a new file under the same name (even with the
+	// same bytes). Record the move, then process the new file.
+	if _, err := os.Lstat(in.Path(b)); err == nil {
+		return false, in.o.Store.MarkMoved(b.ID)
+	}
 	if b.Hash == fmt.Sprintf("%x", sum) {
 		if err := in.move(a, name, b); err != nil {
 			return true, err
@@ -252,11 +314,6 @@ func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
 		}
 		return true, nil
 	}
-	// A new file under the name of a batch whose move was done but not
-	// recorded: record it, then process the new file.
-	if _, err := os.Lstat(in.Path(b)); err == nil {
-		return false, in.o.Store.MarkMoved(b.ID)
-	}
 	return false, nil
 }
 
@@ -265,7 +322,8 @@ func (in *Intake) move(a *Account, name string, b *state.Batch) error {
 	if err := os.Rename(filepath.Join(a.Dir, name), dst); err != nil {
 		return fmt.Errorf("move %s to %s/: %w", name, b.Folder, err)
 	}
-	return in.o.Store.MarkMoved(b.ID)
+	in.o.Store.MarkMovedLater(b.ID)
+	return nil
 }
 
 // Path is where batch b's file is now on disk.
@@ -310,8 +368,17 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 	var cancel []uint64
 	for _, b := range bs {
 		a := in.accounts[strings.ToLower(b.Account)]
-		if a == nil || !b.Moved {
-			continue // its file is still in the inbox: the first scan handles it
+		if a == nil {
+			continue
+		}
+		if !b.Moved {
+			if _, err := os.Lstat(in.Path(b)); err != nil {
+				continue // its file is still in the inbox: the first scan handles it
+			}
+			// Moved, but the record of it was lost with the stop.
+			if err := in.o.Store.MarkMoved(b.ID); err != nil {
+				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
+			}
 		}
 		sched := filepath.Join(a.Dir, "scheduled", b.FileName())
 		arch := filepath.Join(a.Dir, "archive", b.FileName())

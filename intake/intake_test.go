@@ -158,3 +158,47 @@ func TestSubmitWhileRunningQueuesAgain(t *testing.T) {
 		t.Error("queued twice")
 	}
 }
+
+// A crash after the move but before the record of it was committed (it
+// waits for the next commit during a flood): the restart's Reconcile
+// records it, and a new file under the same name, even with the same bytes
+// and before Reconcile, is a new batch, never taken for the moved one.
+func TestMovedButNotRecorded(t *testing.T) {
+	for _, reconcile := range []bool{true, false} {
+		f := newFixture(t)
+		f.write(t, "a.txt", drop)
+		// process, not Process: the move's record is left pending, and a
+		// crash loses it.
+		if err := f.in.process("demo", "a.txt"); err != nil {
+			t.Fatal(err)
+		}
+		b := f.got[0]
+		if nb, _ := f.store.InboxBatch("demo", "a.txt"); nb == nil || nb.ID != b.ID {
+			t.Fatalf("the move was recorded at once: %v", nb)
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, "archive", b.FileName())); err != nil {
+			t.Fatalf("not moved: %v", err)
+		}
+		if reconcile {
+			if _, err := f.in.Reconcile(); err != nil {
+				t.Fatal(err)
+			}
+			if nb, _ := f.store.InboxBatch("demo", "a.txt"); nb != nil {
+				t.Fatal("Reconcile left the inbox entry")
+			}
+			if got, _ := f.store.Batch(b.ID); !got.Moved {
+				t.Fatal("Reconcile did not record the move")
+			}
+		}
+		f.write(t, "a.txt", drop)
+		if err := f.in.Process("demo", "a.txt"); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.got) != 2 || f.got[1].State != state.Duplicate || f.got[1].DuplicateOf != b.ID {
+			t.Fatalf("reconcile=%v: the same bytes again = %+v, want a new duplicate batch", reconcile, f.got[1:])
+		}
+		if _, err := os.Stat(filepath.Join(f.dir, "rejected", f.got[1].FileName())); err != nil {
+			t.Fatalf("reconcile=%v: the new file is not in rejected/: %v", reconcile, err)
+		}
+	}
+}

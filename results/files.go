@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func newAtomicFiles() *atomicFiles {
 // write writes dir/name atomically. sync asks for an fsync before the
 // rename (files that are not rendered again after a restart).
 func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer) error) error {
-	f, tmp, err := a.open(dir)
+	f, tmp, reused, err := a.open(dir)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
@@ -57,6 +58,13 @@ func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer
 		err = a.bw.Flush()
 	}
 	a.bw.Reset(nil)
+	if err == nil && reused {
+		// A reused spare still holds its old version past the new end.
+		var end int64
+		if end, err = f.Seek(0, io.SeekCurrent); err == nil {
+			err = f.Truncate(end)
+		}
+	}
 	if err == nil && sync {
 		err = f.Sync()
 	}
@@ -76,14 +84,15 @@ func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer
 	return fmt.Errorf("write %s: %w", name, err)
 }
 
-// open returns an empty hidden file in dir: a spare when one can be
-// reused, else a new one.
-func (a *atomicFiles) open(dir string) (*os.File, string, error) {
+// open returns a hidden file in dir to write: a spare when one can be
+// reused (reused is then true: it still holds its old content), else a new
+// empty one.
+func (a *atomicFiles) open(dir string) (f *os.File, p string, reused bool, err error) {
 	for s := a.spares[dir]; len(s) > 0; s = a.spares[dir] {
 		p := s[len(s)-1]
 		a.spares[dir] = s[:len(s)-1]
 		if f, err := reuse(p); err == nil {
-			return f, p, nil
+			return f, p, true, nil
 		}
 		// Still open somewhere (a download of the old version), linked
 		// elsewhere, or gone: it is let go.
@@ -97,15 +106,15 @@ func (a *atomicFiles) open(dir string) (*os.File, string, error) {
 			continue
 		}
 		if err != nil {
-			return nil, "", err
+			return nil, "", false, err
 		}
 		// The umask must not make result files unreadable to the account.
 		if err := f.Chmod(0o644); err != nil {
 			f.Close()
 			os.Remove(p)
-			return nil, "", err
+			return nil, "", false, err
 		}
-		return f, p, nil
+		return f, p, false, nil
 	}
 }
 

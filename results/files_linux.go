@@ -11,7 +11,8 @@ import (
 
 var errNotSpare = errors.New("not a reusable spare")
 
-// reuse opens spare p for rewriting, or fails when p may still be read.
+// reuse opens spare p for rewriting, or fails when p may still be read. Its
+// old content is still there: the caller overwrites it and truncates.
 //
 // A write lease (fcntl F_SETLEASE) is granted only when no other open file
 // description of the inode exists, in this process or any other: nobody is
@@ -32,10 +33,9 @@ func reuse(p string) (*os.File, error) {
 		unix.Close(fd)
 		return nil, errNotSpare
 	}
-	if err := unix.Ftruncate(fd, 0); err != nil {
-		unix.Close(fd)
-		return nil, err
-	}
+	// Not truncated here: write overwrites it and then cuts it to its new
+	// length. Truncating a file to 0 makes ext4 start writing it back on
+	// close (auto_da_alloc), which costs a flood as much as the fsyncs.
 	return os.NewFile(uintptr(fd), p), nil
 }
 

@@ -52,7 +52,7 @@ func TestSpareReused(t *testing.T) {
 	dir := t.TempDir()
 	a := newAtomicFiles()
 	p := filepath.Join(dir, "sms.txt.report")
-	writeString(t, a, dir, "sms.txt.report", "v1\n")
+	writeString(t, a, dir, "sms.txt.report", "version 1 is the longest\n")
 	first := inode(t, p)
 	writeString(t, a, dir, "sms.txt.report", "v2 is longer\n")
 	if inode(t, p) == first {

@@ -47,8 +47,9 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the bbolt-backed store.
 type Store struct {
-	db   *bolt.DB
-	path string
+	db    *bolt.DB
+	path  string
+	group groupCommit
 }
 
 // Open opens (creating if needed) the store at path.
@@ -72,11 +73,25 @@ func Open(path string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
-	return &Store{db: db, path: path}, nil
+	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
 }
 
-// Close closes the store.
-func (s *Store) Close() error { return s.db.Close() }
+// SetCommitLinger makes a write that comes within 50 ms of the previous
+// commit wait up to d for others to share its commit: during a flood of
+// small files each commit then stores several files instead of one, and
+// every commit waits for two fsyncs. A write after a quiet spell commits at
+// once. Measured on the real clock (it paces the disk); 0 (the default)
+// never waits. Call it before the store is used.
+func (s *Store) SetCommitLinger(d time.Duration) { s.group.linger = d }
+
+// Close commits what MarkMovedLater recorded and closes the store.
+func (s *Store) Close() error {
+	ferr := s.FlushMoved()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
 
 // Size returns the size in bytes of the store's file.
 func (s *Store) Size() int64 {
@@ -241,7 +256,7 @@ type NewBatch struct {
 // window, else scheduled or sending.
 func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 	var out *Batch
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bMeta)
 		seq := uint64(0)
 		if v := meta.Get([]byte("batch_seq")); v != nil {
@@ -378,23 +393,50 @@ func (s *Store) InboxBatch(account, name string) (*Batch, error) {
 
 // MarkMoved records that batch id's file has left the inbox.
 func (s *Store) MarkMoved(id uint64) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
-		b, err := getBatch(tx, id)
-		if err != nil {
+	return s.group.update(func(tx *bolt.Tx) error { return markMoved(tx, id) })
+}
+
+// MarkMovedLater records it with the next transaction, without waiting:
+// during a flood that is the next file's, and FlushMoved ends a quiet spell.
+// Until then a restart finds the batch's inbox entry and its file in its
+// folder, and the intake records the move then (the file is never processed
+// twice).
+func (s *Store) MarkMovedLater(id uint64) {
+	s.group.later(func(tx *bolt.Tx) error {
+		if err := markMoved(tx, id); err != nil && !errors.Is(err, ErrNotFound) {
 			return err
 		}
-		ik := acctKey(b.Account, b.Name)
-		if v := tx.Bucket(bInbox).Get(ik); v != nil && binary.BigEndian.Uint64(v) == id {
-			if err := tx.Bucket(bInbox).Delete(ik); err != nil {
-				return err
-			}
-		}
-		if b.Moved {
-			return nil
-		}
-		b.Moved = true
-		return putBatch(tx, b)
+		return nil
 	})
+}
+
+// FlushMoved commits the moves MarkMovedLater recorded, if any.
+func (s *Store) FlushMoved() error {
+	s.group.mu.Lock()
+	idle := len(s.group.queue) == 0
+	s.group.mu.Unlock()
+	if idle {
+		return nil
+	}
+	return s.group.update(func(*bolt.Tx) error { return nil })
+}
+
+func markMoved(tx *bolt.Tx, id uint64) error {
+	b, err := getBatch(tx, id)
+	if err != nil {
+		return err
+	}
+	ik := acctKey(b.Account, b.Name)
+	if v := tx.Bucket(bInbox).Get(ik); v != nil && binary.BigEndian.Uint64(v) == id {
+		if err := tx.Bucket(bInbox).Delete(ik); err != nil {
+			return err
+		}
+	}
+	if b.Moved {
+		return nil
+	}
+	b.Moved = true
+	return putBatch(tx, b)
 }
 
 // Recover turns every hand-over that was in flight when smsdrop stopped into
@@ -503,7 +545,7 @@ func (s *Store) MarkResultsFinal(ids ...uint64) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.group.update(func(tx *bolt.Tx) error {
 		for _, id := range ids {
 			b, err := getBatch(tx, id)
 			if errors.Is(err, ErrNotFound) {

@@ -69,6 +69,8 @@ type TickResult struct {
 	Unmatched int
 	// Statuses counts the status changes made, by the status reached.
 	Statuses map[batch.Status]int
+	// Wrote is true when the tick wrote a transaction (it was not empty).
+	Wrote bool
 }
 
 // txWriter caches the records one transaction touches and writes each once.
@@ -171,7 +173,8 @@ func (t *Tick) empty() bool {
 		len(t.Replies) == 0 && len(t.Expired) == 0
 }
 
-// Commit applies a tick in one transaction. An empty tick costs no write.
+// Commit applies a tick in one transaction, which it may share with other
+// updates (group.go). An empty tick costs no write.
 func (s *Store) Commit(t *Tick) (TickResult, error) {
 	var res TickResult
 	if t.empty() {
@@ -180,7 +183,7 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 			return res, nil
 		}
 	}
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.group.update(func(tx *bolt.Tx) error {
 		res = TickResult{}
 		w := newTxWriter(tx, t.Now)
 		if err := w.applyOutcomes(t.Outcomes); err != nil {
@@ -229,6 +232,7 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 			res.Changed = append(res.Changed, id)
 		}
 		res.Statuses = w.reached
+		res.Wrote = true
 		sort.Slice(res.Changed, func(i, j int) bool { return res.Changed[i] < res.Changed[j] })
 		return nil
 	})

@@ -1,0 +1,96 @@
+package state
+
+import (
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// groupCommit runs the updates that callers submit concurrently in one
+// bbolt transaction. Every write transaction waits for its fsyncs and
+// bbolt runs them one at a time, so during a flood of small files the
+// intake workers would otherwise queue behind each other's commits; sharing
+// one commit costs each the same durability. Unlike bolt.DB.Batch it never
+// waits for company: a caller that finds no commit running commits at
+// once, and whoever arrives meanwhile joins the next one.
+type groupCommit struct {
+	db    *bolt.DB
+	mu    sync.Mutex
+	queue []*groupReq
+	busy  bool
+	// linger, when set, makes a commit that follows another within
+	// lingerAfter wait that long for company first (see SetCommitLinger).
+	linger     time.Duration
+	lastCommit time.Time
+}
+
+// lingerAfter is how recent the previous commit must be for a new one to
+// linger: only a stream of commits waits, a lone one never does.
+const lingerAfter = 50 * time.Millisecond
+
+type groupReq struct {
+	fn   func(*bolt.Tx) error
+	done chan error
+}
+
+// update runs fn in a write transaction, possibly shared with others, and
+// returns once it is committed. fn may run more than once (when a shared
+// transaction fails, each update is retried alone so that one failure
+// fails no other): it must only set what its caller reads afterwards.
+func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
+	req := &groupReq{fn: fn, done: make(chan error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, req)
+	if g.busy {
+		g.mu.Unlock()
+		return <-req.done
+	}
+	g.busy = true
+	for len(g.queue) > 0 {
+		if g.linger > 0 && time.Since(g.lastCommit) < lingerAfter {
+			g.mu.Unlock()
+			time.Sleep(g.linger)
+			g.mu.Lock()
+		}
+		reqs := g.queue
+		g.queue = nil
+		g.mu.Unlock()
+		g.run(reqs)
+		g.mu.Lock()
+		g.lastCommit = time.Now()
+	}
+	g.busy = false
+	g.mu.Unlock()
+	return <-req.done
+}
+
+// later queues fn for the next transaction, whoever starts it, without
+// waiting for it; errors are dropped, so fn must tolerate its own.
+func (g *groupCommit) later(fn func(*bolt.Tx) error) {
+	g.mu.Lock()
+	g.queue = append(g.queue, &groupReq{fn: fn, done: make(chan error, 1)})
+	g.mu.Unlock()
+}
+
+func (g *groupCommit) run(reqs []*groupReq) {
+	if len(reqs) > 1 {
+		err := g.db.Update(func(tx *bolt.Tx) error {
+			for _, r := range reqs {
+				if err := r.fn(tx); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			for _, r := range reqs {
+				r.done <- nil
+			}
+			return
+		}
+	}
+	for _, r := range reqs {
+		r.done <- g.db.Update(r.fn)
+	}
+}

@@ -1,0 +1,145 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Concurrent batches share commits, yet each gets its own id and record.
+func TestGroupCommitConcurrentBatches(t *testing.T) {
+	s := openTest(t)
+	const n = 64
+	ids := make([]uint64, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			b, err := s.CreateBatch(NewBatch{Account: "demo", Name: fmt.Sprintf("f%d.txt", i), Sum: []byte{byte(i)},
+				Received: t0, Parsed: parsed(1, t0, false), DedupeWindow: 0, Validity: 0})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			ids[i] = b.ID
+			if err := s.MarkMoved(b.ID); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	seen := map[uint64]bool{}
+	for i, id := range ids {
+		if id == 0 || seen[id] {
+			t.Fatalf("file %d got id %d (ids %v)", i, id, ids)
+		}
+		seen[id] = true
+		b, err := s.Batch(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Name != fmt.Sprintf("f%d.txt", i) || !b.Moved {
+			t.Fatalf("batch %d = %s moved=%v, want f%d.txt moved", id, b.Name, b.Moved, i)
+		}
+		if ib, err := s.InboxBatch("demo", b.Name); err != nil || ib != nil {
+			t.Fatalf("inbox entry of %s left: %v %v", b.Name, ib, err)
+		}
+	}
+}
+
+// One failing update in a shared transaction fails alone.
+func TestGroupCommitFailureIsolated(t *testing.T) {
+	s := openTest(t)
+	key := func(i int) []byte { return []byte(fmt.Sprintf("group-test-%d", i)) }
+	boom := errors.New("boom")
+	g := &s.group
+	// Hold the group busy so that the requests below queue up together.
+	g.mu.Lock()
+	g.busy = true
+	g.mu.Unlock()
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	for i := range errs {
+		wg.Go(func() {
+			errs[i] = g.update(func(tx *bolt.Tx) error {
+				if i == 2 {
+					return boom
+				}
+				return tx.Bucket(bMeta).Put(key(i), []byte{1})
+			})
+		})
+	}
+	for {
+		g.mu.Lock()
+		queued := len(g.queue)
+		g.mu.Unlock()
+		if queued == len(errs) {
+			break
+		}
+		runtime.Gosched()
+	}
+	g.mu.Lock()
+	reqs := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	g.run(reqs)
+	g.mu.Lock()
+	g.busy = false
+	g.mu.Unlock()
+	wg.Wait()
+	for i, err := range errs {
+		if (i == 2) != errors.Is(err, boom) {
+			t.Errorf("update %d: err %v", i, err)
+		}
+	}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for i := range errs {
+			if got := tx.Bucket(bMeta).Get(key(i)) != nil; got != (i != 2) {
+				t.Errorf("update %d stored = %v", i, got)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A later move rides on the next commit, or on FlushMoved when none comes.
+func TestMarkMovedLater(t *testing.T) {
+	s := openTest(t)
+	nb := func(name string) NewBatch {
+		return NewBatch{Account: "demo", Name: name, Sum: []byte(name), Received: t0, Parsed: parsed(1, t0, false)}
+	}
+	a, err := s.CreateBatch(nb("a.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.MarkMovedLater(a.ID)
+	if got, _ := s.InboxBatch("demo", "a.txt"); got == nil {
+		t.Fatal("recorded before any commit")
+	}
+	if _, err := s.CreateBatch(nb("b.txt")); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InboxBatch("demo", "a.txt"); got != nil {
+		t.Fatal("the next commit did not take the pending move")
+	}
+	if b, _ := s.Batch(a.ID); !b.Moved {
+		t.Fatal("batch not marked moved")
+	}
+	s.MarkMovedLater(2)
+	if err := s.FlushMoved(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.InboxBatch("demo", "b.txt"); got != nil {
+		t.Fatal("FlushMoved did not commit the pending move")
+	}
+	s.MarkMovedLater(999) // unknown batch: dropped, and harms no commit
+	if _, err := s.CreateBatch(nb("c.txt")); err != nil {
+		t.Fatal(err)
+	}
+}
