@@ -6,6 +6,14 @@
 #   REPEAT (3)     runs per server, alternating; the median is shown
 #   TIMEOUT (120)  seconds smsdrop may take for all reports, else it is stuck
 # Goal: smsdrop <= 1.2x the time of vsftpd.
+#
+# Nothing is deleted between runs (every run gets fresh names and folders;
+# the exit trap removes it all): on ext4 without a journal, creating a file
+# scans past every inode deleted in the last minute or more, so a cleanup
+# before a run would slow that run's creates, smsdrop's (3 per file: the
+# upload, its report and CSV) three times as much as vsftpd's (1). The
+# cost of one create in the bench directory is measured before the runs
+# and printed: a high figure means recent deletions nearby.
 source "$(dirname "$0")/lib.sh"
 
 FILES=${FILES:-2000}
@@ -21,7 +29,7 @@ make_files() {
   mkdir -p "$dir"
   for ((i = 0; i < FILES; i++)); do
     printf 'U-BENCH\nT-Bench %s file %d: your parcel is on its way\n#-%s\n#-%s\n' \
-      "$tag" "$i" "$(gb_number $((2 * i)))" "$(gb_number $((2 * i + 1)))" >"$dir/sms$(printf %05d "$i").txt"
+      "$tag" "$i" "$(gb_number $((2 * i)))" "$(gb_number $((2 * i + 1)))" >"$dir/$tag-sms$(printf %05d "$i").txt"
   done
 }
 
@@ -50,7 +58,6 @@ run_smsdrop() {
   bad=$(grep -L '^state: \(sending\|done\)' "$res"/*.report | wc -l)
   ((bad == 0)) || die "$bad reports are not sending/done (first: $(grep -L '^state: \(sending\|done\)' "$res"/*.report | head -1))"
   stop_pid "$SMSDROP_PID"
-  rm -rf "$data"
   ST=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e6}')
   TOT=$(awk -v a="$t0" -v c="$t2" 'BEGIN{printf "%.3f", (c-a)/1e6}')
 }
@@ -69,28 +76,39 @@ run_smsdrop_ftp_only() {
   lftp_session "$port" bench pw "mput -O / $tmp/parts-$r/*.part" >/dev/null || die "lftp mput of .part files to smsdrop failed"
   t1=$(now_us)
   stop_pid "$SMSDROP_PID"
-  rm -rf "$data" "$tmp/parts-$r"
   FTPONLY=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", (b-a)/1e6}')
 }
 
 # run_vsftpd R: one mput into vsftpd's empty upload folder. Prints seconds.
 run_vsftpd() {
   local r=$1 t0 t1 n
-  rm -f "$tmp/vsftpd/root/pub/"*.txt
   t0=$(now_us)
   lftp_session "$VSFTPD_PORT" anonymous x "mput -O pub $tmp/files-$r/*.txt" >/dev/null || die "lftp mput to vsftpd failed"
   t1=$(now_us)
-  n=$(find "$tmp/vsftpd/root/pub" -name '*.txt' | wc -l)
+  n=$(find "$tmp/vsftpd/root/pub" -name "run$r-*.txt" | wc -l)
   ((n == FILES)) || die "vsftpd holds $n of $FILES files"
   awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f\n", (b-a)/1e6}'
 }
+
+# create_cost: microseconds per file create (and write) in a fresh folder
+# of $tmp, over 500 files.
+create_cost() {
+  local d=$tmp/create-probe t0 t1 i
+  mkdir -p "$d"
+  t0=$(now_us)
+  for ((i = 0; i < 500; i++)); do echo x >"$d/f$i"; done
+  t1=$(now_us)
+  awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.0f", (b-a)/500}'
+}
+CREATE_US=$(create_cost)
+log "one file create in $tmp costs ${CREATE_US} us (shell loop; tens of us when nothing was deleted nearby lately)"
 
 VSFTPD_PORT=$(free_ports 12)
 start_vsftpd "$VSFTPD_PORT" "$((VSFTPD_PORT + 1))" "$((VSFTPD_PORT + 11))"
 
 s_store=() s_total=() v_total=() loads=() s_cpu=() s_part=()
 for ((r = 1; r <= REPEAT; r++)); do
-  make_files "$tmp/files-$r" "run$r-$RANDOM"
+  make_files "$tmp/files-$r" "run$r"
   run_smsdrop_ftp_only "$r"
   s_part+=("$FTPONLY")
   run_smsdrop "$r"
@@ -99,7 +117,6 @@ for ((r = 1; r <= REPEAT; r++)); do
   v=$(run_vsftpd "$r")
   s_store+=("$st") s_total+=("$tot") v_total+=("$v") loads+=("$(loadavg)")
   log "run $r: smsdrop .part names (FTP only) ${FTPONLY}s; smsdrop stored in ${st}s, all reports in ${tot}s (smsdrop CPU ${CPU}s); vsftpd ${v}s; load $(loadavg)"
-  rm -rf "$tmp/files-$r"
 done
 
 med() { printf '%s\n' "$@" | median; }
@@ -118,3 +135,4 @@ for ((r = 0; r < REPEAT; r++)); do printf '%s/%s ' "${s_total[r]}" "${v_total[r]
 echo
 printf 'smsdrop CPU seconds (user+sys) during each run: %s\n' "${s_cpu[*]}"
 printf 'load average after each run: %s\n' "$(IFS=";"; echo "${loads[*]}")"
+printf 'one file create before the runs (shell loop): %s us\n' "$CREATE_US"

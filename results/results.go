@@ -227,18 +227,7 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	var final bool
-	// Which batch owns NAME.report is looked up before the read transaction
-	// below, never inside it: a second bbolt read transaction opened while
-	// one is held deadlocks as soon as a writer waits to grow the mmap (the
-	// writer waits for the first, the second waits behind the writer).
-	// Account and name never change, and writeMu orders this with every
-	// other write of results.
-	hdr, err := w.o.Store.Batch(id)
-	if err != nil {
-		return false, fmt.Errorf("write results of batch %d: %w", id, err)
-	}
-	latest := w.o.Store.Latest(hdr.Account, hdr.Name)
-	err = w.o.Store.BatchWithMessages(id, func(b *state.Batch, next func() (*state.Message, error)) error {
+	err := w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
 		a, ok := w.accounts[strings.ToLower(b.Account)]
 		if !ok {
 			return fmt.Errorf("unknown account %q", b.Account)
@@ -246,10 +235,14 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		final = b.State.Final()
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
-		if latest != b.ID && latest != 0 {
+		switch {
+		case latest != b.ID && latest != 0:
 			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
-		} else if err := supersede(dir, b.Name, b.ID); err != nil {
-			return err
+		case b.SameNameBefore != 0:
+			// Only then can NAME.report be another batch's.
+			if err := supersede(dir, b.Name, b.ID); err != nil {
+				return err
+			}
 		}
 		// The CSV goes first: once a client sees the report's new state,
 		// the CSV it downloads is at least as new.

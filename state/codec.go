@@ -248,6 +248,7 @@ func encodeBatch(b *Batch) []byte {
 	e.uint(uint64(b.Cursor))
 	e.time(b.Finished)
 	e.bool(b.ResultsFinal)
+	e.uint(b.SameNameBefore)
 	return e.b
 }
 
@@ -283,6 +284,7 @@ func decodeBatchInto(b *Batch, v []byte) error {
 	b.Cursor = int(d.uint())
 	b.Finished = d.time()
 	b.ResultsFinal = d.bool()
+	b.SameNameBefore = d.uint()
 	if d.err == nil && len(d.b) != 0 {
 		return errCorrupt
 	}

@@ -46,7 +46,7 @@ func TestBatchCodecRoundTrip(t *testing.T) {
 			Scheduled: true, Deadline: at.Add(25 * time.Hour), Folder: "archive", Moved: true, Messages: 3, Recipients: 8,
 			Segments: 9, Counts: [6]int{1, 2, 3, 4, 5, 6}, Optout: 2, DuplicateOf: 17,
 			Errors: []string{"line 5: D-: invalid date"}, Warnings: []string{"line 3: \"ô\" replaced by \"o\"", ""},
-			Cursor: 12, Finished: at.Add(2 * time.Hour), ResultsFinal: true},
+			Cursor: 12, Finished: at.Add(2 * time.Hour), ResultsFinal: true, SameNameBefore: 41},
 	}
 	for _, b := range tests {
 		v := encodeBatch(b)

@@ -106,6 +106,10 @@ type Batch struct {
 	Finished    time.Time  `json:"finished,omitzero"`
 	// ResultsFinal: the result files of the final state are on disk.
 	ResultsFinal bool `json:"results_final,omitempty"`
+	// SameNameBefore is the batch that last used this file name in this
+	// account before this one (0: none), whose results this one's may have
+	// to move aside.
+	SameNameBefore uint64 `json:"same_name_before,omitempty"`
 }
 
 // FileName is the name the batch's file has in its folder: "<id>_NAME".

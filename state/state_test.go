@@ -122,6 +122,13 @@ func TestCreateBatchStatesAndDedupe(t *testing.T) {
 	if got := s.Latest("demo", "a.txt"); got != 6 {
 		t.Errorf("Latest = %d, want 6", got)
 	}
+	if b6.SameNameBefore != 5 {
+		t.Errorf("SameNameBefore = %d, want 5 (the batch that last used a.txt)", b6.SameNameBefore)
+	}
+	nb.Name = "fresh.txt"
+	if b7, _ := s.CreateBatch(nb); b7.SameNameBefore != 0 {
+		t.Errorf("first use of a name: SameNameBefore = %d, want 0", b7.SameNameBefore)
+	}
 }
 
 // handOver runs one tick that marks keys as handed over and returns them.

@@ -163,13 +163,18 @@ func (s *Store) Batch(id uint64) (*Batch, error) {
 	return b, err
 }
 
-// BatchWithMessages calls fn with the batch and then each of its messages in
+// BatchWithMessages calls fn with the batch, the newest batch of its account
+// with the same file name (see Latest), and then each of its messages in
 // line order, all from one consistent read transaction.
-func (s *Store) BatchWithMessages(id uint64, fn func(b *Batch, next func() (*Message, error)) error) error {
+func (s *Store) BatchWithMessages(id uint64, fn func(b *Batch, latest uint64, next func() (*Message, error)) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		b, err := getBatch(tx, id)
 		if err != nil {
 			return err
+		}
+		var latest uint64
+		if v := tx.Bucket(bNames).Get(acctKey(b.Account, b.Name)); v != nil {
+			latest = binary.BigEndian.Uint64(v)
 		}
 		c := tx.Bucket(bMsgs).Cursor()
 		prefix := u64(id)
@@ -182,14 +187,14 @@ func (s *Store) BatchWithMessages(id uint64, fn func(b *Batch, next func() (*Mes
 			k, v = c.Next()
 			return m, err
 		}
-		return fn(b, next)
+		return fn(b, latest, next)
 	})
 }
 
 // Messages returns every message of batch id in line order.
 func (s *Store) Messages(id uint64) ([]*Message, error) {
 	var out []*Message
-	err := s.BatchWithMessages(id, func(_ *Batch, next func() (*Message, error)) error {
+	err := s.BatchWithMessages(id, func(_ *Batch, _ uint64, next func() (*Message, error)) error {
 		for {
 			m, err := next()
 			if err != nil || m == nil {
@@ -348,6 +353,9 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		// a crash before the move is recognised and the file not processed twice.
 		if err := tx.Bucket(bInbox).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
 			return err
+		}
+		if v := tx.Bucket(bNames).Get(acctKey(nb.Account, nb.Name)); v != nil {
+			b.SameNameBefore = binary.BigEndian.Uint64(v)
 		}
 		if err := tx.Bucket(bNames).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
 			return err
