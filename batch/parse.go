@@ -135,9 +135,15 @@ type lineReader struct {
 }
 
 func newLineReader(r io.Reader, max int, limit int64) *lineReader {
+	// A small file held in memory needs no 32 KiB buffer: a flood of them
+	// would make that most of what the gateway allocates.
+	size := 32 << 10
+	if l, ok := r.(interface{ Len() int }); ok {
+		size = min(size, l.Len()+1)
+	}
 	// One byte past the limit tells a file of exactly limit bytes from a
 	// longer one without reading the rest of a huge upload.
-	return &lineReader{br: bufio.NewReaderSize(io.LimitReader(r, limit+1), 32<<10), max: max, limit: limit}
+	return &lineReader{br: bufio.NewReaderSize(io.LimitReader(r, limit+1), size), max: max, limit: limit}
 }
 
 // next returns the next line without its end, and whether it was longer

@@ -53,6 +53,9 @@ type Options struct {
 	MinTick time.Duration
 	// OnChange is told which batches changed (for the results writer).
 	OnChange func(ids []uint64)
+	// OnFinal is told, just before OnChange, which of them are in a final
+	// state now; may be nil.
+	OnFinal func(ids []uint64)
 	// OnReplies is told which accounts got replies.
 	OnReplies func(accounts []string)
 	// OnStart is called when a scheduled batch starts sending, to move its
@@ -288,6 +291,9 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		// report counting replies before it knows the reply file changed.
 		if len(res.ReplyAccounts) > 0 && d.o.OnReplies != nil {
 			d.o.OnReplies(res.ReplyAccounts)
+		}
+		if len(res.Final) > 0 && d.o.OnFinal != nil {
+			d.o.OnFinal(res.Final)
 		}
 		if len(changed) > 0 && d.o.OnChange != nil {
 			d.o.OnChange(changed)

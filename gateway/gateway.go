@@ -69,8 +69,8 @@ func AccountDir(dataDir, login string) string {
 // New builds every service; nothing runs until Start.
 // commitLinger is how long a store write that follows another waits to
 // share its commit (state.Store.SetCommitLinger): a file's report is up to
-// 4 ms later during a flood, and a flood needs a fraction of the fsyncs.
-const commitLinger = 4 * time.Millisecond
+// 2 ms later during a flood, and a flood needs a fraction of the fsyncs.
+const commitLinger = 2 * time.Millisecond
 
 // dispatchMinTick spaces the dispatcher's commits (see dispatch.Options):
 // at most 100 a second, which delays a send by up to 10 ms, against a
@@ -189,6 +189,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		ReceiptTimeout: cfg.Sender.ReceiptTimeout, OptoutKeywords: cfg.Processing.OptoutKeywords,
 		MinTick:   dispatchMinTick,
 		OnChange:  func(ids []uint64) { g.res.Changed(ids...) },
+		OnFinal:   func(ids []uint64) { g.res.Final(ids...) },
 		OnReplies: func(accts []string) { g.res.RepliesChanged(accts...) },
 		OnStart:   g.in.Start,
 		OnStatuses: func(m map[batch.Status]int) {

@@ -5,6 +5,7 @@
 package intake
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -40,9 +41,10 @@ type Options struct {
 	Logger   *slog.Logger
 	// Validity is how long after its send time a batch may still be retried.
 	Validity time.Duration
-	// Workers process files concurrently (default 4: while some wait for
+	// Workers process files concurrently (default 8: while some wait for
 	// the store's commit, others read and parse, and their batches share
-	// the next commit).
+	// the next commit). Files over bigFile are processed one at a time,
+	// which bounds the memory parsing takes.
 	Workers int
 	// OnStored is called after a batch is stored and its file moved.
 	OnStored func(b *state.Batch, took time.Duration)
@@ -60,6 +62,8 @@ type Intake struct {
 	accounts map[string]*Account
 	queue    chan job
 	mu       sync.Mutex
+	// bigMu lets one file over bigFile be processed at a time.
+	bigMu sync.Mutex
 	// jobs holds every file queued or being processed. A file submitted
 	// again while a worker processes it is queued again when that worker is
 	// done (it is then gone, or changed), never processed by two workers at
@@ -80,7 +84,7 @@ type job struct{ login, name string }
 // New returns an Intake. It creates every account's directory and folders.
 func New(o Options) (*Intake, error) {
 	if o.Workers <= 0 {
-		o.Workers = 4
+		o.Workers = 8
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -168,6 +172,15 @@ func (in *Intake) Run(ctx context.Context) error {
 	return nil
 }
 
+// bufPool holds the buffers files are read into; those grown past 1 MiB by
+// a big file are let go.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// bigFile is the size over which files are processed one at a time: a
+// 100,000-recipient file is about 3.5 MiB and its parse peaks at a few
+// hundred MiB.
+const bigFile = 1 << 20
+
 // movesFlushDelay is how long the record of a file's move may wait for the
 // next file's commit before it gets its own. During a flood the next commit
 // comes first: each file then costs one commit instead of two, and commits
@@ -240,23 +253,34 @@ func (in *Intake) process(login, name string) error {
 	if !fi.Mode().IsRegular() {
 		return nil
 	}
+	if fi.Size() > bigFile {
+		in.bigMu.Lock()
+		defer in.bigMu.Unlock()
+	}
 	limit := a.Settings.MaxFileSize
 	if limit <= 0 {
 		limit = batch.DefaultMaxFileSize
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, io.LimitReader(f, limit+1)); err != nil {
+	// The file is read once, into memory (it is at most limit bytes, and
+	// one past that tells an oversized file), then hashed and parsed.
+	buf := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			buf.Reset()
+			bufPool.Put(buf)
+		}
+	}()
+	buf.Reset()
+	buf.Grow(int(min(fi.Size(), limit)) + 1)
+	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)
 	}
-	sum := h.Sum(nil)
+	sum := sha256.Sum256(buf.Bytes())
 
-	if done, err := in.recover(a, name, sum); done || err != nil {
+	if done, err := in.recover(a, name, sum[:]); done || err != nil {
 		return err
 	}
 
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return fmt.Errorf("rewind %s: %w", name, err)
-	}
 	set := a.Settings
 	set.Now = in.o.Clock.Now
 	optout, err := in.o.Store.OptedOut(a.Login)
@@ -266,13 +290,13 @@ func (in *Intake) process(login, name string) error {
 	if len(optout) > 0 {
 		set.OptedOut = func(n string) bool { return optout[n] }
 	}
-	parsed, err := batch.Parse(f, set)
+	parsed, err := batch.Parse(bytes.NewReader(buf.Bytes()), set)
 	if err != nil {
 		in.o.Logger.Warn("file unreadable", "account", a.Login, "file", name, "err", err)
 		parsed = nil
 	}
 	b, err := in.o.Store.CreateBatch(state.NewBatch{
-		Account: a.Login, Name: name, Sum: sum, Received: start,
+		Account: a.Login, Name: name, Sum: sum[:], Received: start,
 		Parsed: parsed, DedupeWindow: a.DedupeWindow, Validity: in.o.Validity,
 	})
 	if err != nil {

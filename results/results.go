@@ -50,6 +50,9 @@ type Writer struct {
 
 	mu      sync.Mutex
 	pending map[uint64]bool
+	// final are pending batches known to be in a final state: written at
+	// once, even inside their interval.
+	final   map[uint64]bool
 	replies map[string]bool
 	last    map[uint64]time.Time
 	// durable are batches whose final files are written but not yet
@@ -71,7 +74,7 @@ func New(o Options) *Writer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
-		pending: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
+		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
 		files: newAtomicFiles()}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
@@ -86,6 +89,18 @@ func New(o Options) *Writer {
 func (w *Writer) Changed(ids ...uint64) {
 	w.mu.Lock()
 	for _, id := range ids {
+		w.pending[id] = true
+	}
+	w.mu.Unlock()
+	w.poke()
+}
+
+// Final tells the writer that batches reached a final state: their last
+// write is what clients wait for, so it is not held back by the interval.
+func (w *Writer) Final(ids ...uint64) {
+	w.mu.Lock()
+	for _, id := range ids {
+		w.final[id] = true
 		w.pending[id] = true
 	}
 	w.mu.Unlock()
@@ -138,41 +153,24 @@ func (w *Writer) Run(ctx context.Context) error {
 // and returns how long until the next one is due, or 0.
 func (w *Writer) writePending(force bool) time.Duration {
 	now := w.o.Clock.Now()
-	type candidate struct {
-		id   uint64
-		wait time.Duration
-	}
 	var due []uint64
-	var inside []candidate
+	// Inside the interval only a final state is written at once.
+	var next time.Duration
 	w.mu.Lock()
 	for id := range w.pending {
-		if last, ok := w.last[id]; ok && !force {
+		if last, ok := w.last[id]; ok && !force && !w.final[id] {
 			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
-				inside = append(inside, candidate{id, wait})
+				next = sooner(next, wait)
 				continue
 			}
 		}
 		due = append(due, id)
 		delete(w.pending, id)
+		delete(w.final, id)
 	}
 	accts := w.replies
 	w.replies = map[string]bool{}
 	w.mu.Unlock()
-
-	// Inside the interval only a final state is written at once: that last
-	// write is what clients wait for. The store is read outside the lock,
-	// so Changed never waits for it.
-	var next time.Duration
-	for _, c := range inside {
-		if w.isFinal(c.id) {
-			w.mu.Lock()
-			delete(w.pending, c.id)
-			w.mu.Unlock()
-			due = append(due, c.id)
-			continue
-		}
-		next = sooner(next, c.wait)
-	}
 
 	// Reply files first: a client that sees a report counting replies
 	// ("rep:") then finds them in replies/.
@@ -214,11 +212,6 @@ func sooner(next, wait time.Duration) time.Duration {
 		return wait
 	}
 	return next
-}
-
-func (w *Writer) isFinal(id uint64) bool {
-	b, err := w.o.Store.Batch(id)
-	return err == nil && b.State.Final()
 }
 
 // WriteBatch renders batch id's report (and CSV unless rejected) now. It

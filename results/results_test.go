@@ -148,12 +148,15 @@ func TestAtMostOnceASecondAndFinalAtOnce(t *testing.T) {
 	}
 	f.w.Changed(b.ID)
 	wait("first write at once", func(s string) bool { return strings.Contains(s, "wait: 2\n") })
+	// As the dispatcher does: the final batches, then all that changed.
 	commit := func(tk *state.Tick) {
 		tk.Now = f.clk.Now()
-		if _, err := f.store.Commit(tk); err != nil {
+		res, err := f.store.Commit(tk)
+		if err != nil {
 			t.Fatal(err)
 		}
-		f.w.Changed(b.ID)
+		f.w.Final(res.Final...)
+		f.w.Changed(res.Changed...)
 	}
 	k1, k2 := state.Key{Batch: b.ID, Line: 3}, state.Key{Batch: b.ID, Line: 4}
 	commit(&state.Tick{Handovers: []state.Key{k1, k2}})

@@ -182,6 +182,9 @@ func TestTickLifecycle(t *testing.T) {
 	if res.UnknownReceipts != 1 {
 		t.Errorf("unknown receipts = %d", res.UnknownReceipts)
 	}
+	if len(res.Final) != 0 {
+		t.Errorf("Final = %v while a message waits for its retry", res.Final)
+	}
 	// Retry succeeds, then the reply.
 	handOver(t, s, t0.Add(time.Minute), k2)
 	if _, err := s.Commit(&Tick{Now: t0.Add(time.Minute), Outcomes: []Outcome{{Key: k2, PartIDs: []string{"p2a", "p2b"}}}}); err != nil {
@@ -200,6 +203,9 @@ func TestTickLifecycle(t *testing.T) {
 	}
 	if len(res.ReplyAccounts) != 1 || res.ReplyAccounts[0] != "demo" {
 		t.Errorf("reply accounts = %v", res.ReplyAccounts)
+	}
+	if len(res.Final) != 1 || res.Final[0] != b.ID {
+		t.Errorf("Final = %v, want the batch its last receipt finished", res.Final)
 	}
 	b, _ = s.Batch(b.ID)
 	if b.State != Done || b.Count(batch.StatusOK) != 1 || b.Count(batch.StatusRep) != 1 || b.Count(batch.StatusKO) != 1 {

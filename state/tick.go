@@ -69,6 +69,8 @@ type TickResult struct {
 	Unmatched int
 	// Statuses counts the status changes made, by the status reached.
 	Statuses map[batch.Status]int
+	// Final are the batches of Changed that are in a final state now.
+	Final []uint64
 	// Wrote is true when the tick wrote a transaction (it was not empty).
 	Wrote bool
 }
@@ -228,8 +230,11 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 		if err := w.flush(); err != nil {
 			return err
 		}
-		for id := range w.batches {
+		for id, b := range w.batches {
 			res.Changed = append(res.Changed, id)
+			if b.State.Final() {
+				res.Final = append(res.Final, id)
+			}
 		}
 		res.Statuses = w.reached
 		res.Wrote = true
