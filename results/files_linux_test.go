@@ -15,7 +15,7 @@ import (
 
 func writeString(t *testing.T, a *atomicFiles, dir, name, body string) {
 	t.Helper()
-	err := a.write(dir, name, false, func(bw *bufio.Writer) error {
+	err := a.write(dir, name, false, true, func(bw *bufio.Writer) error {
 		_, err := bw.WriteString(body)
 		return err
 	})
@@ -167,5 +167,27 @@ func TestSpareCap(t *testing.T) {
 	}
 	if h := hidden(t, dir); len(h) != spareMax {
 		t.Fatalf("%d hidden files left, want the %d beyond the cap deleted", len(h), 5)
+	}
+}
+
+// A write told the file does not exist yet renames plainly; should the file
+// exist after all, it is still replaced whole.
+func TestWriteNotExpectedToExist(t *testing.T) {
+	dir := t.TempDir()
+	a := newAtomicFiles()
+	for _, body := range []string{"first\n", "second\n"} {
+		err := a.write(dir, "sms.txt.csv", false, false, func(bw *bufio.Writer) error {
+			_, err := bw.WriteString(body)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "sms.txt.csv")); string(b) != body {
+			t.Fatalf("content %q, want %q", b, body)
+		}
+	}
+	if h := hidden(t, dir); len(h) != 0 {
+		t.Fatalf("hidden files = %v, want none (no exchange, nothing parked)", h)
 	}
 }
