@@ -70,7 +70,7 @@ func AccountDir(dataDir, login string) string {
 // commitLinger is how long a store write that follows another waits to
 // share its commit (state.Store.SetCommitLinger): a file's report is up to
 // 2 ms later during a flood, and a flood needs a fraction of the fsyncs.
-const commitLinger = 2 * time.Millisecond
+const commitLinger = 5 * time.Millisecond
 
 // dispatchMinTick spaces the dispatcher's commits (see dispatch.Options):
 // at most 100 a second, which delays a send by up to 10 ms, against a
