@@ -19,15 +19,20 @@ type groupCommit struct {
 	mu    sync.Mutex
 	queue []*groupReq
 	busy  bool
-	// linger, when set, makes a commit that follows another within
-	// lingerAfter wait that long for company first (see SetCommitLinger).
-	linger     time.Duration
-	lastCommit time.Time
+	// linger, when set, makes a commit wait that long for company first
+	// while writes stream in (see SetCommitLinger).
+	linger time.Duration
+	// arrivals are the times of the last len(arrivals) writes, a ring.
+	arrivals [streamWrites]time.Time
+	next     int
 }
 
-// lingerAfter is how recent the previous commit must be for a new one to
-// linger: only a stream of commits waits, a lone one never does.
-const lingerAfter = 50 * time.Millisecond
+// A stream is streamWrites writes within streamWindow (400 a second): a
+// flood of files, not one upload's few writes.
+const (
+	streamWrites = 4
+	streamWindow = 10 * time.Millisecond
+)
 
 type groupReq struct {
 	fn   func(*bolt.Tx) error
@@ -41,6 +46,8 @@ type groupReq struct {
 func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	req := &groupReq{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
+	g.arrivals[g.next] = time.Now()
+	g.next = (g.next + 1) % streamWrites
 	g.queue = append(g.queue, req)
 	if g.busy {
 		g.mu.Unlock()
@@ -48,7 +55,8 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	}
 	g.busy = true
 	for len(g.queue) > 0 {
-		if g.linger > 0 && time.Since(g.lastCommit) < lingerAfter {
+		// The oldest of the last streamWrites arrivals is at g.next.
+		if g.linger > 0 && time.Since(g.arrivals[g.next]) < streamWindow {
 			g.mu.Unlock()
 			time.Sleep(g.linger)
 			g.mu.Lock()
@@ -58,7 +66,6 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 		g.mu.Unlock()
 		g.run(reqs)
 		g.mu.Lock()
-		g.lastCommit = time.Now()
 	}
 	g.busy = false
 	g.mu.Unlock()

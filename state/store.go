@@ -76,12 +76,12 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
 }
 
-// SetCommitLinger makes a write that comes within 50 ms of the previous
-// commit wait up to d for others to share its commit: during a flood of
-// small files each commit then stores several files instead of one, and
-// every commit waits for two fsyncs. A write after a quiet spell commits at
-// once. Measured on the real clock (it paces the disk); 0 (the default)
-// never waits. Call it before the store is used.
+// SetCommitLinger makes a commit wait d for other writes to share it while
+// writes stream in (4 within 5 ms): during a flood of small files each
+// commit then stores several files instead of one, and every commit waits
+// for two fsyncs. The few writes of a single upload commit at once.
+// Measured on the real clock (it paces the disk); 0 (the default) never
+// waits. Call it before the store is used.
 func (s *Store) SetCommitLinger(d time.Duration) { s.group.linger = d }
 
 // Close commits what MarkMovedLater recorded and closes the store.
