@@ -46,8 +46,7 @@ type groupReq struct {
 func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	req := &groupReq{fn: fn, done: make(chan error, 1)}
 	g.mu.Lock()
-	g.arrivals[g.next] = time.Now()
-	g.next = (g.next + 1) % streamWrites
+	g.arrive(time.Now())
 	g.queue = append(g.queue, req)
 	if g.busy {
 		g.mu.Unlock()
@@ -55,8 +54,7 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	}
 	g.busy = true
 	for len(g.queue) > 0 {
-		// The oldest of the last streamWrites arrivals is at g.next.
-		if g.linger > 0 && time.Since(g.arrivals[g.next]) < streamWindow {
+		if g.linger > 0 && g.streaming(time.Now()) {
 			g.mu.Unlock()
 			time.Sleep(g.linger)
 			g.mu.Lock()
@@ -72,12 +70,25 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	return <-req.done
 }
 
+// arrive records a write's arrival. Called with mu held.
+func (g *groupCommit) arrive(at time.Time) {
+	g.arrivals[g.next] = at
+	g.next = (g.next + 1) % streamWrites
+}
+
 // later queues fn for the next transaction, whoever starts it, without
 // waiting for it; errors are dropped, so fn must tolerate its own.
 func (g *groupCommit) later(fn func(*bolt.Tx) error) {
 	g.mu.Lock()
 	g.queue = append(g.queue, &groupReq{fn: fn, done: make(chan error, 1)})
 	g.mu.Unlock()
+}
+
+// streaming reports whether the last streamWrites writes all came within
+// streamWindow before now. Called with mu held.
+func (g *groupCommit) streaming(now time.Time) bool {
+	oldest := g.arrivals[g.next] // the ring's next slot holds the oldest
+	return !oldest.IsZero() && now.Sub(oldest) < streamWindow
 }
 
 func (g *groupCommit) run(reqs []*groupReq) {

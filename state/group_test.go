@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -141,5 +142,32 @@ func TestMarkMovedLater(t *testing.T) {
 	s.MarkMovedLater(999) // unknown batch: dropped, and harms no commit
 	if _, err := s.CreateBatch(nb("c.txt")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestGroupCommitStreaming(t *testing.T) {
+	ms := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Millisecond) }
+	tests := []struct {
+		name     string
+		arrivals []int // ms
+		now      int
+		want     bool
+	}{
+		{"nothing yet", nil, 0, false},
+		{"fewer writes than a stream", []int{0, 1, 2}, 3, false},
+		{"four within the window", []int{0, 2, 4, 6}, 7, true},
+		{"four, but the first too long ago", []int{0, 4, 8, 12}, 13, false},
+		{"one upload's writes, spaced by the dispatcher", []int{0, 1, 11, 21, 31}, 32, false},
+		{"a flood", []int{0, 1, 2, 3, 4, 5, 6, 7}, 8, true},
+		{"a flood that stopped", []int{0, 1, 2, 3}, 50, false},
+	}
+	for _, tt := range tests {
+		var g groupCommit
+		for _, a := range tt.arrivals {
+			g.arrive(ms(a))
+		}
+		if got := g.streaming(ms(tt.now)); got != tt.want {
+			t.Errorf("%s: streaming = %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
