@@ -365,9 +365,19 @@ func (u *upload) Close() error {
 	}
 	u.closed = true
 	defer u.d.s.active.Done()
+	published := false
 	if u.err == nil {
-		// Durable before it is visible: the gateway may act on the file as
-		// soon as it has its name.
+		u.err = u.publish()
+		published = u.err == nil
+	}
+	if published {
+		// Durable before the 226, its name included, with one fsync made
+		// after the rename: syncing the file then also makes its new name
+		// durable on Linux's file systems (ext4 without a journal writes
+		// the new entry's directory blocks, journaled ones commit the
+		// rename with it). Synced before the rename, the file could be
+		// found after a power cut under its hidden name, which nothing
+		// picks up. The gateway may read it meanwhile: from the page cache.
 		if err := u.f.Sync(); err != nil {
 			u.err = u.d.fail("stor", u.p, err)
 		}
@@ -375,14 +385,19 @@ func (u *upload) Close() error {
 	if err := u.f.Close(); err != nil && u.err == nil {
 		u.err = u.d.fail("stor", u.p, err)
 	}
-	if u.err == nil {
-		u.err = u.publish()
-	}
 	if u.err != nil {
-		if err := u.d.fs.Remove(u.temp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			u.d.log.Error("ftp upload: temporary file not removed", "path", u.temp, "err", err)
+		drop := u.temp
+		if published {
+			// Not acknowledged, so not kept (unless the gateway took it
+			// already: a retry is then recognised as a duplicate).
+			drop = u.p
+			u.d.acct.removed(u.written)
+		} else {
+			u.d.acct.unreserve(u.written)
 		}
-		u.d.acct.unreserve(u.written)
+		if err := u.d.fs.Remove(drop); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			u.d.log.Error("ftp upload: file not removed", "path", drop, "err", err)
+		}
 		u.d.log.Info("ftp upload dropped", "path", u.p, "bytes", u.written, "err", u.err)
 		return u.err
 	}
