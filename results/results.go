@@ -32,6 +32,12 @@ type Account struct {
 	Location *time.Location // for scheduled: and reply days
 }
 
+// durableEvery is how often final result files are flushed to disk (one
+// syncfs for all) and recorded as such. Until then a crash only means they
+// are rendered again at start-up; flushing less often keeps a flood's
+// result files from competing, every second, with the fsyncs of uploads.
+const durableEvery = 5 * time.Second
+
 // Options configure a Writer.
 type Options struct {
 	Store    *state.Store
@@ -197,7 +203,7 @@ func (w *Writer) writePending(force bool) time.Duration {
 	waiting := len(w.durable) > 0
 	w.mu.Unlock()
 	if waiting {
-		if wait := w.lastSync.Add(w.o.MinInterval).Sub(now); wait > 0 && !force {
+		if wait := w.lastSync.Add(durableEvery).Sub(now); wait > 0 && !force {
 			next = sooner(next, wait)
 		} else if err := w.makeDurable(now); err != nil {
 			w.o.Logger.Error("flush final results", "err", err)
