@@ -64,6 +64,9 @@ type Intake struct {
 	mu       sync.Mutex
 	// bigMu lets one file over bigFile be processed at a time.
 	bigMu sync.Mutex
+	// bufs holds the buffers files are read into; those grown past 1 MiB by
+	// a big file are let go.
+	bufs sync.Pool
 	// jobs holds every file queued or being processed. A file submitted
 	// again while a worker processes it is queued again when that worker is
 	// done (it is then gone, or changed), never processed by two workers at
@@ -172,10 +175,6 @@ func (in *Intake) Run(ctx context.Context) error {
 	return nil
 }
 
-// bufPool holds the buffers files are read into; those grown past 1 MiB by
-// a big file are let go.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // bigFile is the size over which files are processed one at a time: a
 // 100,000-recipient file is about 3.5 MiB and its parse peaks at a few
 // hundred MiB.
@@ -263,11 +262,14 @@ func (in *Intake) process(login, name string) error {
 	}
 	// The file is read once, into memory (it is at most limit bytes, and
 	// one past that tells an oversized file), then hashed and parsed.
-	buf := bufPool.Get().(*bytes.Buffer)
+	buf, _ := in.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
 	defer func() {
 		if buf.Cap() <= 1<<20 {
 			buf.Reset()
-			bufPool.Put(buf)
+			in.bufs.Put(buf)
 		}
 	}()
 	buf.Reset()
