@@ -16,6 +16,10 @@ import (
 // spareMax bounds the spare files kept per directory; more are deleted.
 const spareMax = 256
 
+// spareKeepBytes is the size up to which a spare keeps its old content
+// until it is reused; a bigger one is emptied when it is parked.
+const spareKeepBytes = 64 << 10
+
 // spareName marks the hidden files the writer owns in results/ and
 // replies/: files being written, and spares.
 const (
@@ -128,6 +132,12 @@ func (a *atomicFiles) open(dir string) (f *os.File, p string, reused bool, err e
 // park keeps p, which now holds a replaced version, as a spare of dir.
 func (a *atomicFiles) park(dir, p string) {
 	if len(a.spares[dir]) >= spareMax {
+		os.Remove(p)
+		return
+	}
+	// A spare is disk space the account pays for (quota): a big old version
+	// is emptied now, or let go when somebody still reads it.
+	if fi, err := os.Lstat(p); err != nil || (fi.Size() > spareKeepBytes && !empty(p)) {
 		os.Remove(p)
 		return
 	}

@@ -39,6 +39,17 @@ func reuse(p string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), p), nil
 }
 
+// empty truncates spare p to nothing, under the same write lease as reuse:
+// it fails when p may still be read.
+func empty(p string) bool {
+	f, err := reuse(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	return f.Truncate(0) == nil
+}
+
 // replace renames tmp to target. When target exists the two are exchanged
 // (renameat2 RENAME_EXCHANGE), which is just as atomic for readers of
 // target, and it reports that tmp now holds target's old version.

@@ -191,3 +191,33 @@ func TestWriteNotExpectedToExist(t *testing.T) {
 		t.Fatalf("hidden files = %v, want none (no exchange, nothing parked)", h)
 	}
 }
+
+// A big old version is emptied when it is parked (its space counts against
+// the account's quota), or let go when a reader still has it.
+func TestBigSpareEmptied(t *testing.T) {
+	for _, reading := range []bool{false, true} {
+		dir := t.TempDir()
+		a := newAtomicFiles()
+		big := strings.Repeat("a line of a big CSV\n", spareKeepBytes/10)
+		writeString(t, a, dir, "big.csv", big)
+		if reading {
+			r, err := os.Open(filepath.Join(dir, "big.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+		}
+		writeString(t, a, dir, "big.csv", "small now\n")
+		h := hidden(t, dir)
+		switch {
+		case reading && len(h) != 0:
+			t.Fatalf("a spare still read was kept: %v", h)
+		case !reading && len(h) != 1:
+			t.Fatalf("hidden = %v, want one (emptied) spare", h)
+		case !reading:
+			if fi, err := os.Stat(filepath.Join(dir, h[0])); err != nil || fi.Size() != 0 {
+				t.Fatalf("spare of a big version not emptied: %v %v", fi.Size(), err)
+			}
+		}
+	}
+}

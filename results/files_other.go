@@ -13,3 +13,6 @@ func reuse(string) (*os.File, error) { return nil, errors.ErrUnsupported }
 
 // replace renames tmp to target; the old version is deleted.
 func replace(tmp, target string) (bool, error) { return false, os.Rename(tmp, target) }
+
+// empty never empties a spare (there are none without exchange).
+func empty(string) bool { return false }
