@@ -67,9 +67,9 @@ func AccountDir(dataDir, login string) string {
 }
 
 // New builds every service; nothing runs until Start.
-// commitLinger is how long a store write that follows another waits to
-// share its commit (state.Store.SetCommitLinger): a file's report is up to
-// 2 ms later during a flood, and a flood needs a fraction of the fsyncs.
+// commitLinger is how long a commit waits for other writes to share it
+// while writes stream in (state.Store.SetCommitLinger): during a flood a
+// file's report is up to 5 ms later, and the flood needs half the fsyncs.
 const commitLinger = 5 * time.Millisecond
 
 // dispatchMinTick spaces the dispatcher's commits (see dispatch.Options):

@@ -272,7 +272,6 @@ func (in *Intake) process(login, name string) error {
 			in.bufs.Put(buf)
 		}
 	}()
-	buf.Reset()
 	buf.Grow(int(min(fi.Size(), limit)) + 1)
 	if _, err := buf.ReadFrom(io.LimitReader(f, limit+1)); err != nil {
 		return fmt.Errorf("read %s: %w", name, err)

@@ -50,10 +50,8 @@ func newAtomicFiles() *atomicFiles {
 }
 
 // write writes dir/name atomically. sync asks for an fsync before the
-// rename (files that are not rendered again after a restart). exists says
-// whether dir/name may exist already: when it surely does not (a batch's
-// first write), the rename does not try an exchange first.
-func (a *atomicFiles) write(dir, name string, sync, exists bool, fill func(*bufio.Writer) error) error {
+// rename (files that are not rendered again after a restart).
+func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer) error) error {
 	f, tmp, reused, err := a.open(dir)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
@@ -78,13 +76,8 @@ func (a *atomicFiles) write(dir, name string, sync, exists bool, fill func(*bufi
 		err = cerr
 	}
 	if err == nil {
-		swapped := false
-		if !exists {
-			err = os.Rename(tmp, filepath.Join(dir, name))
-		} else {
-			swapped, err = replace(tmp, filepath.Join(dir, name))
-		}
-		if err == nil {
+		var swapped bool
+		if swapped, err = replace(tmp, filepath.Join(dir, name)); err == nil {
 			if swapped {
 				a.park(dir, tmp)
 			}

@@ -15,7 +15,7 @@ import (
 
 func writeString(t *testing.T, a *atomicFiles, dir, name, body string) {
 	t.Helper()
-	err := a.write(dir, name, false, true, func(bw *bufio.Writer) error {
+	err := a.write(dir, name, false, func(bw *bufio.Writer) error {
 		_, err := bw.WriteString(body)
 		return err
 	})
@@ -170,22 +170,14 @@ func TestSpareCap(t *testing.T) {
 	}
 }
 
-// A write told the file does not exist yet renames plainly; should the file
-// exist after all, it is still replaced whole.
-func TestWriteNotExpectedToExist(t *testing.T) {
+// The first write of a name renames plainly: nothing replaced, nothing
+// parked.
+func TestFirstWriteParksNothing(t *testing.T) {
 	dir := t.TempDir()
 	a := newAtomicFiles()
-	for _, body := range []string{"first\n", "second\n"} {
-		err := a.write(dir, "sms.txt.csv", false, false, func(bw *bufio.Writer) error {
-			_, err := bw.WriteString(body)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, _ := os.ReadFile(filepath.Join(dir, "sms.txt.csv")); string(b) != body {
-			t.Fatalf("content %q, want %q", b, body)
-		}
+	writeString(t, a, dir, "sms.txt.csv", "first\n")
+	if b, _ := os.ReadFile(filepath.Join(dir, "sms.txt.csv")); string(b) != "first\n" {
+		t.Fatalf("content %q, want %q", b, "first\n")
 	}
 	if h := hidden(t, dir); len(h) != 0 {
 		t.Fatalf("hidden files = %v, want none (no exchange, nothing parked)", h)

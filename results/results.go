@@ -92,22 +92,19 @@ func New(o Options) *Writer {
 }
 
 // Changed tells the writer that batches changed.
-func (w *Writer) Changed(ids ...uint64) {
-	w.mu.Lock()
-	for _, id := range ids {
-		w.pending[id] = true
-	}
-	w.mu.Unlock()
-	w.poke()
-}
+func (w *Writer) Changed(ids ...uint64) { w.mark(ids, false) }
 
 // Final tells the writer that batches reached a final state: their last
 // write is what clients wait for, so it is not held back by the interval.
-func (w *Writer) Final(ids ...uint64) {
+func (w *Writer) Final(ids ...uint64) { w.mark(ids, true) }
+
+func (w *Writer) mark(ids []uint64, final bool) {
 	w.mu.Lock()
 	for _, id := range ids {
-		w.final[id] = true
 		w.pending[id] = true
+		if final {
+			w.final[id] = true
+		}
 	}
 	w.mu.Unlock()
 	w.poke()
@@ -226,9 +223,6 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	var final bool
-	w.mu.Lock()
-	_, again := w.last[id]
-	w.mu.Unlock()
 	err := w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
 		a, ok := w.accounts[strings.ToLower(b.Account)]
 		if !ok {
@@ -237,10 +231,6 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		final = b.State.Final()
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
-		// The files exist already when this batch wrote them before (in
-		// this run), or may when another batch used the name. A wrong
-		// guess costs only the reuse of the old version's inode.
-		exists := again || b.SameNameBefore != 0
 		switch {
 		case latest != b.ID && latest != 0:
 			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
@@ -253,7 +243,7 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		// The CSV goes first: once a client sees the report's new state,
 		// the CSV it downloads is at least as new.
 		if b.State != state.Rejected && b.State != state.Duplicate {
-			err := w.files.write(dir, base+".csv", false, exists, func(bw *bufio.Writer) error {
+			err := w.files.write(dir, base+".csv", false, func(bw *bufio.Writer) error {
 				cw := csv.NewWriter(bw)
 				cw.UseCRLF = true
 				if err := cw.Write(batch.CSVHeader); err != nil {
@@ -279,7 +269,7 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 			}
 		}
 		rep := report(b, a.Location)
-		err := w.files.write(dir, base+".report", false, exists, func(bw *bufio.Writer) error {
+		err := w.files.write(dir, base+".report", false, func(bw *bufio.Writer) error {
 			_, err := rep.WriteTo(bw)
 			return err
 		})
@@ -436,7 +426,7 @@ func (w *Writer) WriteReplies(account string, now time.Time) error {
 			continue
 		}
 		name := day.Format("2006-01-02") + ".csv"
-		err = w.files.write(filepath.Join(a.Dir, "replies"), name, true, true, func(bw *bufio.Writer) error {
+		err = w.files.write(filepath.Join(a.Dir, "replies"), name, true, func(bw *bufio.Writer) error {
 			cw := csv.NewWriter(bw)
 			cw.UseCRLF = true
 			_ = cw.Write([]string{"received", "from", "batch", "line", "message_id", "text"})

@@ -91,6 +91,18 @@ func (g *groupCommit) streaming(now time.Time) bool {
 	return !oldest.IsZero() && now.Sub(oldest) < streamWindow
 }
 
+// flush commits what later queued, if anything is queued; when a commit is
+// running, its leader takes the queue with the next one.
+func (g *groupCommit) flush() error {
+	g.mu.Lock()
+	idle := len(g.queue) == 0
+	g.mu.Unlock()
+	if idle {
+		return nil
+	}
+	return g.update(func(*bolt.Tx) error { return nil })
+}
+
 func (g *groupCommit) run(reqs []*groupReq) {
 	if len(reqs) > 1 {
 		err := g.db.Update(func(tx *bolt.Tx) error {

@@ -77,7 +77,7 @@ func Open(path string) (*Store, error) {
 }
 
 // SetCommitLinger makes a commit wait d for other writes to share it while
-// writes stream in (4 within 5 ms): during a flood of small files each
+// writes stream in (4 within 10 ms): during a flood of small files each
 // commit then stores several files instead of one, and every commit waits
 // for two fsyncs. The few writes of a single upload commit at once.
 // Measured on the real clock (it paces the disk); 0 (the default) never
@@ -419,15 +419,7 @@ func (s *Store) MarkMovedLater(id uint64) {
 }
 
 // FlushMoved commits the moves MarkMovedLater recorded, if any.
-func (s *Store) FlushMoved() error {
-	s.group.mu.Lock()
-	idle := len(s.group.queue) == 0
-	s.group.mu.Unlock()
-	if idle {
-		return nil
-	}
-	return s.group.update(func(*bolt.Tx) error { return nil })
-}
+func (s *Store) FlushMoved() error { return s.group.flush() }
 
 func markMoved(tx *bolt.Tx, id uint64) error {
 	b, err := getBatch(tx, id)
