@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -44,5 +46,60 @@ func TestLargeTransfersRoundTrip(t *testing.T) {
 	}
 	if !bytes.Equal(got, data[off:]) {
 		t.Fatalf("resumed download differs: %d bytes, want %d", len(got), len(data)-off)
+	}
+}
+
+// A binary upload is spliced into the file a chunk at a time, each chunk
+// reserved against the quota first; a chunk that does not fit hands the
+// rest to the buffered copy. The limits must hold to the byte whichever
+// path the bytes take, and an accepted file must be exact.
+func TestLargeUploadLimits(t *testing.T) {
+	const size = 2*writebackChunk + 12345
+	data := make([]byte, size)
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	tests := []struct {
+		name    string
+		maxSize int64
+		quota   int64
+		want    int // reply code, 0 for success
+	}{
+		{"no limits", 0, 0, 0},
+		{"file size limit just above", size, 0, 0},
+		{"file size limit one byte short", size - 1, 0, 552},
+		{"file size limit inside the first chunk", writebackChunk / 2, 0, 552},
+		{"quota allows one chunk, then the rest buffered", 0, writebackChunk + writebackChunk/2 + size - writebackChunk, 0},
+		{"quota crossed after the spliced chunk", 0, writebackChunk + writebackChunk/2, 552},
+		{"quota exactly the file", 0, size, 0},
+		{"quota one byte short", 0, size - 1, 552},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := startEnv(t, func(c *Config) {
+				c.Accounts[0].MaxFileSize = tt.maxSize
+				c.Accounts[0].Quota = tt.quota
+			})
+			c := e.login(userA, passA)
+			err := c.Stor("big.part", bytes.NewReader(data))
+			if got := replyCode(err); got != tt.want {
+				t.Fatalf("STOR %d bytes: %v, want code %d", size, err, tt.want)
+			}
+			names := files(t, e.dir(userA))
+			if tt.want != 0 {
+				if len(names) != 0 {
+					t.Fatalf("inbox after a refused upload: %v", names)
+				}
+				return
+			}
+			got, err := os.ReadFile(filepath.Join(e.dir(userA), "big.part"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, data) {
+				t.Fatalf("stored file differs: %d bytes, want %d", len(got), len(data))
+			}
+		})
 	}
 }
