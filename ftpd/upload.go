@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -274,7 +273,8 @@ func (u *upload) Write(b []byte) (int, error) {
 	n := int64(len(b))
 	acct := u.d.acct
 	if acct.MaxFileSize > 0 && u.written+n > acct.MaxFileSize {
-		u.err = u.tooBig()
+		u.err = &fs.PathError{Op: "stor", Path: u.p, Err: fmt.Errorf(
+			"%w: files are limited to %d bytes", ftpserver.ErrStorageExceeded, acct.MaxFileSize)}
 		return 0, u.err
 	}
 	if !acct.reserve(n) {
@@ -306,77 +306,10 @@ const writebackChunk = 8 << 20
 // more of a larger buffer when data is waiting.
 const uploadBuf = 1 << 20
 
-// ReadFrom copies the data connection into the file. A plain TCP data
-// connection is spliced into the file by the kernel (os.File.ReadFrom uses
-// splice(2) on Linux): the bytes are copied once, socket to page cache,
-// instead of twice through a user buffer. Anything else (TLS, ASCII
-// conversion, an account near its quota) goes through Write with a large
-// reused buffer. Either way the size limits apply while the upload streams.
+// ReadFrom copies the data connection into the file through a large
+// reused buffer; io.Copy prefers it to its own 32 KiB loop. Every chunk
+// goes through Write, so the size limits apply while the upload streams.
 func (u *upload) ReadFrom(r io.Reader) (int64, error) {
-	var total int64
-	if of := osFile(u.f); of != nil {
-		// A TCP connection, reached through net's wrapper when io.Copy
-		// tried its WriteTo first; TLS and ASCII readers are not.
-		if _, ok := r.(syscall.Conn); ok {
-			n, done, err := u.splice(of, r)
-			total += n
-			if done || err != nil {
-				return total, err
-			}
-		}
-	}
-	n, err := u.copyBuffered(r)
-	return total + n, err
-}
-
-// splice moves the connection's bytes into of a chunk at a time, each
-// chunk reserved against the quota before it is read. It stops with done
-// false, and nothing lost, when the next chunk does not fit the quota:
-// the rest goes through Write, which counts to the byte.
-func (u *upload) splice(of *os.File, r io.Reader) (total int64, done bool, err error) {
-	acct := u.d.acct
-	for {
-		if u.err != nil {
-			return total, true, u.err
-		}
-		n := int64(writebackChunk)
-		if acct.MaxFileSize > 0 {
-			// One byte more than allowed is enough to know it is too big.
-			n = min(n, acct.MaxFileSize-u.written+1)
-		}
-		if !acct.reserve(n) {
-			return total, false, nil
-		}
-		m, rerr := of.ReadFrom(&io.LimitedReader{R: r, N: n})
-		acct.unreserve(n - m)
-		u.written += m
-		total += m
-		if acct.MaxFileSize > 0 && u.written > acct.MaxFileSize {
-			u.err = u.tooBig()
-			return total, true, u.err
-		}
-		if u.written-u.flushed >= writebackChunk {
-			startWriteback(u.f, u.flushed, u.written-u.flushed)
-			u.flushed = u.written
-		}
-		if rerr != nil {
-			// splice does not say which side failed; a full disk is the
-			// file's, anything else is taken for the connection's.
-			if isStorageErr(rerr) {
-				u.err = u.d.fail("stor", u.p, rerr)
-				return total, true, u.err
-			}
-			return total, true, rerr
-		}
-		if m < n {
-			return total, true, nil // end of the data
-		}
-	}
-}
-
-// copyBuffered copies r into the file through Write and a large reused
-// buffer.
-func (u *upload) copyBuffered(r io.Reader) (int64, error) {
 	bp, _ := u.d.s.copyBufs.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, uploadBuf)
@@ -401,28 +334,6 @@ func (u *upload) copyBuffered(r io.Reader) (int64, error) {
 			return total, rerr
 		}
 	}
-}
-
-// osFile is the *os.File under f, or nil.
-func osFile(f afero.File) *os.File {
-	if bf, ok := f.(*afero.BasePathFile); ok {
-		f = bf.File
-	}
-	of, _ := f.(*os.File)
-	return of
-}
-
-// isStorageErr says whether err is the disk's: full, over a quota, or
-// failing.
-func isStorageErr(err error) bool {
-	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
-		errors.Is(err, syscall.EFBIG) || errors.Is(err, syscall.EIO)
-}
-
-// tooBig is the error of an upload past the account's file size limit.
-func (u *upload) tooBig() error {
-	return &fs.PathError{Op: "stor", Path: u.p, Err: fmt.Errorf(
-		"%w: files are limited to %d bytes", ftpserver.ErrStorageExceeded, u.d.acct.MaxFileSize)}
 }
 
 // Read fails: an upload handle is write-only.

@@ -3,6 +3,8 @@
 package ftpd
 
 import (
+	"os"
+
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
@@ -11,7 +13,10 @@ import (
 // now, without waiting: by the time the upload ends and is fsynced, most of
 // it is already on disk, so the fsync before the 226 reply is short.
 func startWriteback(f afero.File, off, n int64) {
-	if of := osFile(f); of != nil {
+	if bf, ok := f.(*afero.BasePathFile); ok {
+		f = bf.File
+	}
+	if of, ok := f.(*os.File); ok {
 		_ = unix.SyncFileRange(int(of.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	}
 }
