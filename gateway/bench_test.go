@@ -59,6 +59,16 @@ func loginBench(b *testing.B, g *Gateway) *ftp.ServerConn {
 	return c
 }
 
+// uploadBench starts a gateway, logs in as demo and watches demo's results
+// folder: what the upload benchmarks share.
+func uploadBench(b *testing.B) (c *ftp.ServerConn, results string, seen <-chan reportSeen) {
+	b.Helper()
+	cfg := loadConfig(b)
+	c = loginBench(b, startBench(b, cfg))
+	results = filepath.Join(AccountDir(cfg.DataDir, "demo"), "results")
+	return c, results, watchReports(b, results)
+}
+
 // reportSeen is a results/NAME.report that appeared (was renamed into
 // place), with the time the watcher learnt of it.
 type reportSeen struct {
@@ -161,11 +171,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // other on one FTP session, the time from the STOR's 226 to
 // results/NAME.report on disk. Goal: median under 20 ms.
 func BenchmarkUploadToReport(b *testing.B) {
-	cfg := loadConfig(b)
-	g := startBench(b, cfg)
-	c := loginBench(b, g)
-	res := filepath.Join(AccountDir(cfg.DataDir, "demo"), "results")
-	seen := watchReports(b, res)
+	c, res, seen := uploadBench(b)
 	var lat []time.Duration
 	for i := 0; b.Loop(); i++ {
 		name := fmt.Sprintf("u%06d.txt", i)
@@ -192,11 +198,7 @@ func BenchmarkUploadToReport(b *testing.B) {
 //
 //	go test ./gateway -run '^$' -bench SmallFileFlood -benchtime 2000x -cpuprofile /tmp/cpu.out
 func BenchmarkSmallFileFlood(b *testing.B) {
-	cfg := loadConfig(b)
-	g := startBench(b, cfg)
-	c := loginBench(b, g)
-	res := filepath.Join(AccountDir(cfg.DataDir, "demo"), "results")
-	seen := watchReports(b, res)
+	c, _, seen := uploadBench(b)
 	bodies := make([]string, b.N)
 	for i := range bodies {
 		bodies[i] = dropFile("DEMO", fmt.Sprintf("flood %d", i), 2*i, 2)
