@@ -8,9 +8,9 @@
 # Throughput is the file's size over the transfer time: from curl's
 # time_pretransfer (connected, logged in, transfer command sent) to the
 # end (for an upload, the server's 226, so smsdrop's fsync counts). The
-# session set-up is shown apart: smsdrop checks a bcrypt password at login
-# (tens of ms), vsftpd's anonymous login checks nothing, and on a transfer of
-# 0.2 s that alone would move the ratio by 10-20 %. vsftpd does not fsync
+# session set-up is shown apart: smsdrop checks a bcrypt password at an
+# account's first login (tens of ms; later logins with the same password
+# skip it), vsftpd's anonymous login checks nothing. vsftpd does not fsync
 # an upload; a second line compares with its upload followed by an fsync.
 source "$(dirname "$0")/lib.sh"
 

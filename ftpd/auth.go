@@ -1,13 +1,14 @@
 package ftpd
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // mainDriver is the library's entry point; it is a separate type so that
@@ -76,11 +77,11 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 	}
 	acct := s.accounts[user]
 	if acct == nil {
-		_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(pass))
+		_ = s.compareHash(s.dummyHash, []byte(pass))
 		s.loginFailed(ip, remote, user, OutcomeUnknownUser)
 		return nil, errLogin
 	}
-	if bcrypt.CompareHashAndPassword([]byte(acct.PasswordHash), []byte(pass)) != nil {
+	if !acct.checkPassword(pass, s.compareHash) {
 		s.loginFailed(ip, remote, user, OutcomeBadPassword)
 		return nil, errLogin
 	}
@@ -119,4 +120,35 @@ func (s *Server) loginFailed(ip netip.Addr, remote, user, outcome string) {
 			s.cfg.OnBan(ip)
 		}
 	}
+}
+
+// checkPassword says whether pass is the account's password.
+//
+// bcrypt takes tens of milliseconds of CPU by design, and a system that
+// opens one FTP session per file (a cron job's `curl -T`) pays it for every
+// file. So the last password that passed is remembered, as a SHA-256 digest
+// salted with the stored hash, and the same password is accepted again
+// without bcrypt; anything else, a wrong password always, goes through
+// bcrypt. A new hash (a changed password) no longer matches the digest.
+// Only memory holds the digest (SFTPGo's password caching does the same).
+func (a *account) checkPassword(pass string, compare func(hash, pw []byte) error) bool {
+	h := sha256.New()
+	h.Write([]byte(a.PasswordHash))
+	h.Write([]byte{0})
+	h.Write([]byte(pass))
+	var d [sha256.Size]byte
+	h.Sum(d[:0])
+	a.mu.Lock()
+	known := a.passed && subtle.ConstantTimeCompare(d[:], a.passedDigest[:]) == 1
+	a.mu.Unlock()
+	if known {
+		return true
+	}
+	if compare([]byte(a.PasswordHash), []byte(pass)) != nil {
+		return false
+	}
+	a.mu.Lock()
+	a.passed, a.passedDigest = true, d
+	a.mu.Unlock()
+	return true
 }

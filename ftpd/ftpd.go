@@ -129,10 +129,12 @@ type Server struct {
 	clk       clock.Clock
 	accounts  map[string]*account
 	dummyHash []byte
-	tlsConfig *tls.Config
-	settings  *ftpserver.Settings
-	ftp       *ftpserver.FtpServer
-	guard     *guard
+	// compareHash is bcrypt.CompareHashAndPassword; tests count its calls.
+	compareHash func(hash, pw []byte) error
+	tlsConfig   *tls.Config
+	settings    *ftpserver.Settings
+	ftp         *ftpserver.FtpServer
+	guard       *guard
 
 	mu        sync.Mutex
 	started   bool
@@ -193,6 +195,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("ftpd: dummy password hash: %w", err)
 	}
 	s.dummyHash = dummy
+	s.compareHash = bcrypt.CompareHashAndPassword
 	if err := s.loadTLS(); err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestCheckName(t *testing.T) {
@@ -163,5 +164,41 @@ func TestSettings(t *testing.T) {
 			}
 			tt.check(t, s.settings)
 		})
+	}
+}
+
+// The last password that passed is accepted again without bcrypt; anything
+// else goes through bcrypt, every time, and a changed hash forgets it.
+func TestCheckPasswordCache(t *testing.T) {
+	hashA, hashB := hash(t, "right"), hash(t, "new password")
+	acct := &account{Account: Account{Login: "a", PasswordHash: hashA}}
+	type step struct {
+		hash  string // the account's hash from this step on
+		pass  string
+		ok    bool
+		calls int // bcrypt comparisons made by this step
+	}
+	steps := []step{
+		{hashA, "right", true, 1},
+		{hashA, "right", true, 0},
+		{hashA, "wrong", false, 1},
+		{hashA, "wrong", false, 1},
+		{hashA, "right", true, 0},
+		{hashA, "", false, 1},
+		{hashB, "right", false, 1},
+		{hashB, "new password", true, 1},
+		{hashB, "new password", true, 0},
+		{hashB, "right", false, 1},
+	}
+	for i, s := range steps {
+		acct.PasswordHash = s.hash
+		calls := 0
+		compare := func(h, pw []byte) error {
+			calls++
+			return bcrypt.CompareHashAndPassword(h, pw)
+		}
+		if got := acct.checkPassword(s.pass, compare); got != s.ok || calls != s.calls {
+			t.Fatalf("step %d (%q): ok %v with %d bcrypt calls, want %v with %d", i, s.pass, got, calls, s.ok, s.calls)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package ftpd
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -101,11 +102,13 @@ type account struct {
 	fs    afero.Fs
 	lstat afero.Lstater
 
-	mu         sync.Mutex
-	used       int64 // bytes on disk, uploads in progress excluded
-	inflight   int64 // bytes written so far by uploads in progress
-	measured   bool
-	measuredAt time.Time
+	mu           sync.Mutex
+	passed       bool              // passedDigest is set
+	passedDigest [sha256.Size]byte // of the last password that passed; see checkPassword
+	used         int64             // bytes on disk, uploads in progress excluded
+	inflight     int64             // bytes written so far by uploads in progress
+	measured     bool
+	measuredAt   time.Time
 }
 
 func (a *account) allows(ip netip.Addr) bool {
