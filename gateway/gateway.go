@@ -67,9 +67,10 @@ func AccountDir(dataDir, login string) string {
 }
 
 // New builds every service; nothing runs until Start.
-// commitLinger is how long a commit waits for other writes to share it
-// while writes stream in (state.Store.SetCommitLinger): during a flood a
-// file's report is up to 5 ms later, and the flood needs half the fsyncs.
+// commitLinger is how long at most a commit waits for other writes to
+// share it while writes stream in (state.Store.SetCommitLinger): during a
+// flood a file's report is up to 5 ms later, and the flood needs a sixth
+// of the fsyncs. The wait ends early once every intake worker waits.
 const commitLinger = 5 * time.Millisecond
 
 // dispatchMinTick spaces the dispatcher's commits (see dispatch.Options):
@@ -96,7 +97,8 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.store.SetCommitLinger(commitLinger)
+	// The intake's workers are the writers that stream in during a flood.
+	g.store.SetCommitLinger(commitLinger, intake.DefaultWorkers)
 	ok := false
 	defer func() {
 		if !ok {

@@ -33,6 +33,11 @@ type Account struct {
 	DedupeWindow time.Duration
 }
 
+// DefaultWorkers is how many files are processed at once by default: while
+// some wait for the store's commit, others read and parse, and their
+// batches share the next commit.
+const DefaultWorkers = 8
+
 // Options configure an Intake.
 type Options struct {
 	Store    *state.Store
@@ -41,10 +46,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// Validity is how long after its send time a batch may still be retried.
 	Validity time.Duration
-	// Workers process files concurrently (default 8: while some wait for
-	// the store's commit, others read and parse, and their batches share
-	// the next commit). Files over bigFile are processed one at a time,
-	// which bounds the memory parsing takes.
+	// Workers process files concurrently (default DefaultWorkers). Files
+	// over bigFile are processed one at a time, which bounds the memory
+	// parsing takes.
 	Workers int
 	// OnStored is called after a batch is stored and its file moved.
 	OnStored func(b *state.Batch, took time.Duration)
@@ -87,7 +91,7 @@ type job struct{ login, name string }
 // New returns an Intake. It creates every account's directory and folders.
 func New(o Options) (*Intake, error) {
 	if o.Workers <= 0 {
-		o.Workers = 8
+		o.Workers = DefaultWorkers
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -20,8 +20,15 @@ type groupCommit struct {
 	queue []*groupReq
 	busy  bool
 	// linger, when set, makes a commit wait that long for company first
-	// while writes stream in (see SetCommitLinger).
+	// while writes stream in (see SetCommitLinger), unless full writes
+	// already wait: then nobody else is coming (full is how many writers
+	// can wait at once) and it commits at once; full signals it.
 	linger time.Duration
+	full   int
+	fullCh chan struct{}
+	// waiting counts the writers waiting in queue (later's entries do
+	// not wait, and do not count towards full).
+	waiting int
 	// arrivals are the times of the last len(arrivals) writes, a ring.
 	arrivals [streamWrites]time.Time
 	next     int
@@ -48,19 +55,30 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	g.mu.Lock()
 	g.arrive(time.Now())
 	g.queue = append(g.queue, req)
+	g.waiting++
 	if g.busy {
+		if g.full > 0 && g.waiting >= g.full {
+			select {
+			case g.fullCh <- struct{}{}:
+			default:
+			}
+		}
 		g.mu.Unlock()
 		return <-req.done
 	}
 	g.busy = true
 	for len(g.queue) > 0 {
-		if g.linger > 0 && g.streaming(time.Now()) {
+		if g.linger > 0 && g.streaming(time.Now()) && (g.full == 0 || g.waiting < g.full) {
+			select {
+			case <-g.fullCh: // left by a group that committed meanwhile
+			default:
+			}
 			g.mu.Unlock()
-			time.Sleep(g.linger)
+			g.wait()
 			g.mu.Lock()
 		}
 		reqs := g.queue
-		g.queue = nil
+		g.queue, g.waiting = nil, 0
 		g.mu.Unlock()
 		g.run(reqs)
 		g.mu.Lock()
@@ -68,6 +86,16 @@ func (g *groupCommit) update(fn func(*bolt.Tx) error) error {
 	g.busy = false
 	g.mu.Unlock()
 	return <-req.done
+}
+
+// wait waits the linger, or less when the group fills up.
+func (g *groupCommit) wait() {
+	t := time.NewTimer(g.linger)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-g.fullCh:
+	}
 }
 
 // arrive records a write's arrival. Called with mu held.

@@ -171,3 +171,75 @@ func TestGroupCommitStreaming(t *testing.T) {
 		}
 	}
 }
+
+// While writes stream in, a commit lingers for company, but no longer once
+// as many writers wait as can (the intake's workers): with an hour's
+// linger, three writers of a group of three commit at once. Entries queued
+// by later wait for nobody and do not count.
+func TestGroupCommitLingerEndsWhenFull(t *testing.T) {
+	tests := []struct {
+		name    string
+		linger  time.Duration
+		full    int
+		writers int
+		// minWait is a lower bound only: a linger can end late on a busy
+		// machine, never early.
+		minWait time.Duration
+		later   int // entries queued by later first: they wait for nobody
+	}{
+		{"full group commits at once", time.Hour, 3, 3, 0, 0},
+		{"short of full waits the linger", 30 * time.Millisecond, 3, 2, 30 * time.Millisecond, 0},
+		{"no full size waits the linger", 30 * time.Millisecond, 0, 3, 30 * time.Millisecond, 0},
+		{"later's entries do not fill it", 30 * time.Millisecond, 3, 1, 30 * time.Millisecond, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t)
+			s.SetCommitLinger(tt.linger, tt.full)
+			g := &s.group
+			g.mu.Lock()
+			for range streamWrites {
+				g.arrive(time.Now()) // a flood is under way
+			}
+			g.mu.Unlock()
+			for range tt.later {
+				g.later(func(*bolt.Tx) error { return nil })
+			}
+			start := time.Now()
+			done := make(chan error, tt.writers)
+			for i := range tt.writers {
+				go func() {
+					done <- g.update(func(tx *bolt.Tx) error {
+						b, err := tx.CreateBucketIfNotExists([]byte("linger-test"))
+						if err != nil {
+							return err
+						}
+						return b.Put([]byte{byte(i)}, []byte("x"))
+					})
+				}()
+			}
+			for range tt.writers {
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatal(err)
+					}
+				case <-time.After(time.Minute):
+					t.Fatalf("writers still waiting after a minute (linger %v, full %d)", tt.linger, tt.full)
+				}
+			}
+			if took := time.Since(start); took < tt.minWait {
+				t.Fatalf("commit after %v, before the linger of %v", took, tt.minWait)
+			}
+			err := s.db.View(func(tx *bolt.Tx) error {
+				if n := tx.Bucket([]byte("linger-test")).Stats().KeyN; n != tt.writers {
+					return fmt.Errorf("%d keys stored, want %d", n, tt.writers)
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -76,13 +76,19 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
 }
 
-// SetCommitLinger makes a commit wait d for other writes to share it while
-// writes stream in (4 within 10 ms): during a flood of small files each
-// commit then stores several files instead of one, and every commit waits
-// for two fsyncs. The few writes of a single upload commit at once.
-// Measured on the real clock (it paces the disk); 0 (the default) never
-// waits. Call it before the store is used.
-func (s *Store) SetCommitLinger(d time.Duration) { s.group.linger = d }
+// SetCommitLinger makes a commit wait up to d for other writes to share it
+// while writes stream in (4 within 10 ms): during a flood of small files
+// each commit then stores several files instead of one, and every commit
+// waits for two fsyncs. The few writes of a single upload commit at once.
+// full is how many writers can wait at the same time (the intake's
+// workers): once that many wait, the commit stops waiting, or the linger
+// would cap a flood at full files per linger. 0 waits d every time.
+// Measured on the real clock (it paces the disk); d = 0 (the default)
+// never waits. Call it before the store is used.
+func (s *Store) SetCommitLinger(d time.Duration, full int) {
+	s.group.linger, s.group.full = d, full
+	s.group.fullCh = make(chan struct{}, 1)
+}
 
 // Close commits what MarkMovedLater recorded and closes the store.
 func (s *Store) Close() error {
