@@ -173,8 +173,8 @@ func TestGroupCommitStreaming(t *testing.T) {
 }
 
 // While writes stream in, a commit lingers for company, but no longer once
-// as many writers wait as can (the intake's workers): with an hour's
-// linger, three writers of a group of three commit at once. Entries queued
+// as many writers wait as can (the intake's workers): with a 20 s linger,
+// three writers of a group of three commit at once. Entries queued
 // by later wait for nobody and do not count.
 func TestGroupCommitLingerEndsWhenFull(t *testing.T) {
 	tests := []struct {
@@ -187,7 +187,7 @@ func TestGroupCommitLingerEndsWhenFull(t *testing.T) {
 		minWait time.Duration
 		later   int // entries queued by later first: they wait for nobody
 	}{
-		{"full group commits at once", time.Hour, 3, 3, 0, 0},
+		{"full group commits at once", 20 * time.Second, 3, 3, 0, 0},
 		{"short of full waits the linger", 30 * time.Millisecond, 3, 2, 30 * time.Millisecond, 0},
 		{"no full size waits the linger", 30 * time.Millisecond, 0, 3, 30 * time.Millisecond, 0},
 		{"later's entries do not fill it", 30 * time.Millisecond, 3, 1, 30 * time.Millisecond, 2},
@@ -224,8 +224,8 @@ func TestGroupCommitLingerEndsWhenFull(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-				case <-time.After(time.Minute):
-					t.Fatalf("writers still waiting after a minute (linger %v, full %d)", tt.linger, tt.full)
+				case <-time.After(5 * time.Second):
+					t.Fatalf("writers still waiting after 5 s (linger %v, full %d)", tt.linger, tt.full)
 				}
 			}
 			if took := time.Since(start); took < tt.minWait {
