@@ -386,16 +386,23 @@ func (r *download) Read(b []byte) (int, error) {
 // sendfile(2), as vsftpd does, instead of a 32 KiB read/write loop.
 func (r *download) WriteTo(w io.Writer) (int64, error) {
 	var src io.Reader = struct{ io.Reader }{r} // hides WriteTo: no recursion
-	if bf, ok := r.f.(*afero.BasePathFile); ok {
-		if f, ok := bf.File.(*os.File); ok {
-			src = f
-		}
+	if f := osFile(r.f); f != nil {
+		src = f
 	}
 	n, err := io.Copy(w, src)
 	if err != nil {
 		return n, r.d.fail("read", r.p, err)
 	}
 	return n, nil
+}
+
+// osFile is the *os.File beneath the chroot wrapper of f, or nil.
+func osFile(f afero.File) *os.File {
+	if bf, ok := f.(*afero.BasePathFile); ok {
+		f = bf.File
+	}
+	of, _ := f.(*os.File)
+	return of
 }
 
 func (r *download) Write([]byte) (int, error) {

@@ -3,8 +3,6 @@
 package ftpd
 
 import (
-	"os"
-
 	"github.com/spf13/afero"
 	"golang.org/x/sys/unix"
 )
@@ -13,10 +11,7 @@ import (
 // now, without waiting: by the time the upload ends and is fsynced, most of
 // it is already on disk, so the fsync before the 226 reply is short.
 func startWriteback(f afero.File, off, n int64) {
-	if bf, ok := f.(*afero.BasePathFile); ok {
-		f = bf.File
-	}
-	if of, ok := f.(*os.File); ok {
+	if of := osFile(f); of != nil {
 		_ = unix.SyncFileRange(int(of.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 	}
 }

@@ -66,7 +66,6 @@ func AccountDir(dataDir, login string) string {
 	return filepath.Join(dataDir, "accounts", login)
 }
 
-// New builds every service; nothing runs until Start.
 // commitLinger is how long at most a commit waits for other writes to
 // share it while writes stream in (state.Store.SetCommitLinger): during a
 // flood a file's report is up to 5 ms later, and the flood needs a sixth
@@ -78,6 +77,7 @@ const commitLinger = 5 * time.Millisecond
 // commit per file during a flood of small files.
 const dispatchMinTick = 10 * time.Millisecond
 
+// New builds every service; nothing runs until Start.
 func New(cfg *config.Config, o Options) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, log: o.Logger, clock: o.Clock}
 	if g.log == nil {

@@ -68,8 +68,8 @@ type Intake struct {
 	mu       sync.Mutex
 	// bigMu lets one file over bigFile be processed at a time.
 	bigMu sync.Mutex
-	// bufs holds the buffers files are read into; those grown past 1 MiB by
-	// a big file are let go.
+	// bufs holds the buffers files are read into; those grown past bigFile
+	// are let go.
 	bufs sync.Pool
 	// jobs holds every file queued or being processed. A file submitted
 	// again while a worker processes it is queued again when that worker is
@@ -271,7 +271,7 @@ func (in *Intake) process(login, name string) error {
 		buf = new(bytes.Buffer)
 	}
 	defer func() {
-		if buf.Cap() <= 1<<20 {
+		if buf.Cap() <= bigFile {
 			buf.Reset()
 			in.bufs.Put(buf)
 		}

@@ -62,8 +62,8 @@ type Writer struct {
 	replies map[string]bool
 	last    map[uint64]time.Time
 	// durable are batches whose final files are written but not yet
-	// flushed to disk: one file-system sync a second covers them all,
-	// instead of two fsyncs and a store transaction per batch.
+	// flushed to disk: one file-system sync every durableEvery covers them
+	// all, instead of two fsyncs and a store transaction per batch.
 	durable  []uint64
 	lastSync time.Time
 	// writeMu orders every write of result files; files is used under it.
@@ -157,10 +157,10 @@ func (w *Writer) Run(ctx context.Context) error {
 func (w *Writer) writePending(force bool) time.Duration {
 	now := w.o.Clock.Now()
 	var due []uint64
-	// Inside the interval only a final state is written at once.
 	var next time.Duration
 	w.mu.Lock()
 	for id := range w.pending {
+		// Inside the interval only a final state is written at once.
 		if last, ok := w.last[id]; ok && !force && !w.final[id] {
 			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
 				next = sooner(next, wait)

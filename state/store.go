@@ -178,10 +178,7 @@ func (s *Store) BatchWithMessages(id uint64, fn func(b *Batch, latest uint64, ne
 		if err != nil {
 			return err
 		}
-		var latest uint64
-		if v := tx.Bucket(bNames).Get(acctKey(b.Account, b.Name)); v != nil {
-			latest = binary.BigEndian.Uint64(v)
-		}
+		latest := latestIn(tx, b.Account, b.Name)
 		c := tx.Bucket(bMsgs).Cursor()
 		prefix := u64(id)
 		k, v := c.Seek(prefix)
@@ -360,9 +357,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		if err := tx.Bucket(bInbox).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
 			return err
 		}
-		if v := tx.Bucket(bNames).Get(acctKey(nb.Account, nb.Name)); v != nil {
-			b.SameNameBefore = binary.BigEndian.Uint64(v)
-		}
+		b.SameNameBefore = latestIn(tx, nb.Account, nb.Name)
 		if err := tx.Bucket(bNames).Put(acctKey(nb.Account, nb.Name), u64(b.ID)); err != nil {
 			return err
 		}
@@ -537,12 +532,18 @@ func (s *Store) Replies(account string, from, to time.Time) ([]Reply, error) {
 func (s *Store) Latest(account, name string) uint64 {
 	var id uint64
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(bNames).Get(acctKey(account, name)); v != nil {
-			id = binary.BigEndian.Uint64(v)
-		}
+		id = latestIn(tx, account, name)
 		return nil
 	})
 	return id
+}
+
+// latestIn is Latest within tx.
+func latestIn(tx *bolt.Tx, account, name string) uint64 {
+	if v := tx.Bucket(bNames).Get(acctKey(account, name)); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
 }
 
 // MarkResultsFinal records that the final result files of the batches are
