@@ -78,7 +78,6 @@ type Dispatcher struct {
 	events   chan eventReq
 	global   *rate.Limiter
 	accounts map[string]*rate.Limiter
-	cursors  map[uint64]int
 	accts    map[uint64]string // batch → account
 	picked   map[state.Key]*state.Message
 	// asleep is true while Run waits for something to do; tests use it to
@@ -118,7 +117,6 @@ func New(o Options) *Dispatcher {
 		cancels:  make(chan uint64, 64),
 		events:   make(chan eventReq),
 		accounts: map[string]*rate.Limiter{},
-		cursors:  map[uint64]int{},
 		accts:    map[uint64]string{},
 		picked:   map[state.Key]*state.Message{},
 	}
@@ -415,53 +413,93 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 		d.picked[k] = m
 		budget--
 	}
-	active, err := d.o.Store.ActiveBatches()
-	if err != nil {
-		return -1, err
-	}
-	for _, b := range active {
-		if budget <= 0 {
-			break
-		}
-		d.accts[b.ID] = b.Account
-		cur, ok := d.cursors[b.ID]
-		if !ok || cur < b.Cursor {
-			cur = b.Cursor
-		}
-		msgs, last, err := d.o.Store.FreshMessages(b.ID, cur, budget)
+	// Only batches with messages left for a first hand-over are read, a
+	// page at a time, until the budget or the rate limit stops the tick:
+	// thousands of sending batches that only wait for receipts cost a tick
+	// nothing (reading them all made every tick, and a store write of each,
+	// grow with them).
+	for after := uint64(0); budget > 0; {
+		page, err := d.o.Store.FreshBatches(after, freshPage)
 		if err != nil {
 			return -1, err
 		}
-		expired := now.After(b.Deadline)
-		for _, m := range msgs {
-			k := state.Key{Batch: m.Batch, Line: m.Line}
-			if expired {
-				t.Expired = append(t.Expired, k)
-				cur = m.Line
-				budget--
-				continue
+		for _, b := range page {
+			after = b.ID
+			if budget <= 0 {
+				break
 			}
-			if ok, w := d.allow(now, b.Account, max(m.Segments, 1)); !ok {
-				d.cursors[b.ID] = cur
-				t.Cursors[b.ID] = cur
-				return w, nil
+			if w, stopped, err := d.first(now, b, &budget, t); err != nil || stopped {
+				return w, err
 			}
-			t.Handovers = append(t.Handovers, k)
-			d.picked[k] = m
-			cur = m.Line
-			budget--
 		}
-		// Everything scanned up to last was picked or is not fresh.
-		cur = max(cur, last)
-		d.cursors[b.ID] = cur
-		t.Cursors[b.ID] = cur
+		if len(page) < freshPage {
+			break
+		}
 	}
 	return -1, nil
+}
+
+const (
+	// freshPage is how many batches pick reads at a time.
+	freshPage = 16
+	// acctsCached bounds the batch → account cache of retries.
+	acctsCached = 4096
+)
+
+// first picks batch b's messages waiting for their first hand-over, up to
+// *budget, and tells when the rate limit stopped it (with how long to
+// wait).
+func (d *Dispatcher) first(now time.Time, b *state.Batch, budget *int, t *state.Tick) (time.Duration, bool, error) {
+	// The store has the cursor of every tick committed: a tick that
+	// fails to commit stops the dispatcher.
+	cur := b.Cursor
+	asked := *budget
+	msgs, last, err := d.o.Store.FreshMessages(b.ID, cur, asked)
+	if err != nil {
+		return -1, false, err
+	}
+	expired := now.After(b.Deadline)
+	for _, m := range msgs {
+		k := state.Key{Batch: m.Batch, Line: m.Line}
+		if expired {
+			t.Expired = append(t.Expired, k)
+			cur = m.Line
+			*budget--
+			continue
+		}
+		if ok, w := d.allow(now, b.Account, max(m.Segments, 1)); !ok {
+			advance(b, cur, t)
+			return w, true, nil
+		}
+		t.Handovers = append(t.Handovers, k)
+		d.picked[k] = m
+		cur = m.Line
+		*budget--
+	}
+	// Everything scanned up to last was picked or is not fresh.
+	advance(b, max(cur, last), t)
+	if len(msgs) < asked {
+		// The scan reached the batch's last line: no message of it can
+		// become fresh again (a hand-over that fails becomes a retry).
+		t.Exhausted = append(t.Exhausted, b.ID)
+	}
+	return -1, false, nil
+}
+
+// advance records that b's first pass got to line cur; the store is
+// written only when that is further than it knows.
+func advance(b *state.Batch, cur int, t *state.Tick) {
+	if cur > b.Cursor {
+		t.Cursors[b.ID] = cur
+	}
 }
 
 func (d *Dispatcher) account(id uint64) (string, error) {
 	if a, ok := d.accts[id]; ok {
 		return a, nil
+	}
+	if len(d.accts) >= acctsCached {
+		clear(d.accts) // a cache of retried batches: it must not grow forever
 	}
 	b, err := d.o.Store.Batch(id)
 	if err != nil {

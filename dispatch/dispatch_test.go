@@ -326,3 +326,55 @@ func TestReplyAccountBySenderID(t *testing.T) {
 		}
 	}
 }
+
+// Batches whose every message was handed over only wait for receipts: the
+// tick that hands over a batch's last message takes it out of the batches
+// a tick reads, so thousands of them cost a tick nothing.
+func TestHandedBatchesLeaveThePick(t *testing.T) {
+	h := newHarness(t, Options{Rate: 20})
+	var done []*state.Batch
+	for range 5 {
+		done = append(done, h.add(3, t0, false, 1)) // 15 parts: within the first second's 20
+	}
+	for _, b := range done {
+		h.waitBatch(b.ID, "all on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 3 })
+	}
+	slow := h.add(50, t0, false, 1)
+	h.waitBatch(slow.ID, "the rest of the burst", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 5 })
+	h.advance(0)
+	fresh, err := h.store.FreshBatches(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fresh) != 1 || fresh[0].ID != slow.ID {
+		t.Fatalf("fresh batches = %v, want only %d (the others were handed over)", ids(fresh), slow.ID)
+	}
+	for _, b := range done {
+		got, err := h.store.Batch(b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.State != state.Sending || got.Cursor != 5 {
+			t.Fatalf("batch %d: %s, cursor %d; want sending (waiting for receipts), cursor 5", b.ID, got.State, got.Cursor)
+		}
+	}
+	b := h.until(slow.ID, 100*time.Millisecond, "all on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 50 })
+	if b.Cursor != 52 {
+		t.Fatalf("cursor = %d, want 52", b.Cursor)
+	}
+	h.advance(0)
+	if fresh, _ = h.store.FreshBatches(0, 100); len(fresh) != 0 {
+		t.Fatalf("fresh batches = %v after everything was handed over", ids(fresh))
+	}
+	if n := h.snd.count(); n != 65 {
+		t.Fatalf("sent %d, want 65", n)
+	}
+}
+
+func ids(bs []*state.Batch) []uint64 {
+	var out []uint64
+	for _, b := range bs {
+		out = append(out, b.ID)
+	}
+	return out
+}

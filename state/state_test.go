@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"smsdrop/batch"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 var t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
@@ -301,5 +303,105 @@ func TestPromoteDue(t *testing.T) {
 	}
 	if a, _ := s.ActiveBatches(); len(a) != 1 {
 		t.Errorf("active = %v", a)
+	}
+}
+
+// freshIDs lists FreshBatches' ids, read two at a time as the dispatcher
+// pages through them.
+func freshIDs(t *testing.T, s *Store) []uint64 {
+	t.Helper()
+	var ids []uint64
+	for after := uint64(0); ; {
+		page, err := s.FreshBatches(after, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range page {
+			ids = append(ids, b.ID)
+			after = b.ID
+		}
+		if len(page) < 2 {
+			return ids
+		}
+	}
+}
+
+func TestFreshBatches(t *testing.T) {
+	s := openTest(t)
+	mk := func(name string, n int, at time.Time, scheduled bool) *Batch {
+		b, err := s.CreateBatch(NewBatch{Account: "demo", Name: name, Sum: []byte(name), Received: t0, Parsed: parsed(n, at, scheduled), Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a := mk("a.txt", 2, t0, false)
+	b := mk("b.txt", 2, t0, false)
+	c := mk("c.txt", 1, t0.Add(time.Hour), true)
+	d := mk("d.txt", 1, t0, false)
+	e := mk("e.txt", 1, t0, false)
+	if got, want := fmt.Sprint(freshIDs(t, s)), fmt.Sprint([]uint64{a.ID, b.ID, d.ID, e.ID}); got != want {
+		t.Fatalf("fresh after create = %s, want %s (scheduled batches are not sending yet)", got, want)
+	}
+	// a's first pass is over; b is cancelled; c starts sending.
+	if _, err := s.Commit(&Tick{Now: t0, Exhausted: []uint64{a.ID}, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.PromoteDue(t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fmt.Sprint(freshIDs(t, s)), fmt.Sprint([]uint64{c.ID, d.ID, e.ID}); got != want {
+		t.Fatalf("fresh = %s, want %s", got, want)
+	}
+	// An exhausted batch stays active (it waits for receipts)...
+	if act, _ := s.ActiveBatches(); len(act) != 4 {
+		t.Fatalf("active = %d batches, want 4", len(act))
+	}
+	// ...and a batch that reaches done leaves both.
+	m, err := s.Messages(d.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := Key{Batch: d.ID, Line: m[0].Line}
+	if _, err := s.Commit(&Tick{Now: t0, Handovers: []Key{k}, Cursors: map[uint64]int{d.ID: k.Line}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Commit(&Tick{Now: t0, Outcomes: []Outcome{{Key: k, Err: "refused"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Batch(d.ID); got.State != Done || got.Cursor != k.Line {
+		t.Fatalf("d = %s, cursor %d; want done, cursor %d", got.State, got.Cursor, k.Line)
+	}
+	if got, want := fmt.Sprint(freshIDs(t, s)), fmt.Sprint([]uint64{c.ID, e.ID}); got != want {
+		t.Fatalf("fresh = %s, want %s", got, want)
+	}
+}
+
+// A store written before the fresh bucket existed gets one holding every
+// sending batch when it is opened.
+func TestFreshBucketAddedToOldStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smsdrop.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for i, name := range []string{"a.txt", "b.txt", "c.txt"} {
+		b, err := s.CreateBatch(NewBatch{Account: "demo", Name: name, Sum: []byte(name), Received: t0, Parsed: parsed(1, t0.Add(time.Duration(i-1)*time.Hour), i == 2), Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, b.ID)
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bFresh) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if got, want := fmt.Sprint(freshIDs(t, s)), fmt.Sprint(ids[:2]); got != want {
+		t.Fatalf("fresh = %s, want the two sending batches %s", got, want)
 	}
 }

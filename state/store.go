@@ -28,6 +28,7 @@ var (
 	bHashes   = []byte("hashes")   // account NUL sha256 → id (most recent batch with these bytes)
 	bDue      = []byte("due")      // sendAt|id → nil: scheduled batches
 	bActive   = []byte("active")   // id → nil: batches in state sending
+	bFresh    = []byte("fresh")    // id → nil: sending batches that may still have messages waiting for their first hand-over
 	bHandover = []byte("handover") // batch|line → nil: hand-over in flight
 	bRetry    = []byte("retry")    // nextTry|batch|line → nil
 	bPending  = []byte("pending")  // handed|batch|line → nil: waiting for receipts
@@ -39,7 +40,7 @@ var (
 	bInbox    = []byte("inbox")    // account NUL name → id: stored, file not yet moved out of the inbox
 	bNames    = []byte("names")    // account NUL name → id of the newest batch with that file name
 
-	allBuckets = [][]byte{bMeta, bBatches, bMsgs, bHashes, bDue, bActive, bHandover, bRetry, bPending, bProvider, bLastMsg, bOptout, bReplies, bByTime, bInbox, bNames}
+	allBuckets = [][]byte{bMeta, bBatches, bMsgs, bHashes, bDue, bActive, bFresh, bHandover, bRetry, bPending, bProvider, bLastMsg, bOptout, bReplies, bByTime, bInbox, bNames}
 )
 
 // ErrNotFound is returned for an unknown batch.
@@ -62,6 +63,9 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w (is another smsdrop running on this data_dir?)", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
+		if err := addFresh(tx); err != nil {
+			return err
+		}
 		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -74,6 +78,20 @@ func Open(path string) (*Store, error) {
 		return nil, fmt.Errorf("init store %s: %w", path, err)
 	}
 	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
+}
+
+// addFresh creates the fresh bucket in a store written before it existed:
+// every sending batch may still have messages for a first hand-over.
+func addFresh(tx *bolt.Tx) error {
+	active := tx.Bucket(bActive)
+	if tx.Bucket(bFresh) != nil || active == nil {
+		return nil
+	}
+	fresh, err := tx.CreateBucket(bFresh)
+	if err != nil {
+		return err
+	}
+	return active.ForEach(func(k, _ []byte) error { return fresh.Put(k, nil) })
 }
 
 // SetCommitLinger makes a commit wait up to d for other writes to share it
@@ -318,7 +336,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 				}
 			} else {
 				b.State, b.Folder = Sending, "archive"
-				if err := tx.Bucket(bActive).Put(u64(b.ID), nil); err != nil {
+				if err := activate(tx, b.ID); err != nil {
 					return err
 				}
 			}
@@ -343,7 +361,9 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 				// Nothing to send: every recipient was refused at validation.
 				b.State = Done
 				b.Finished = nb.Received
-				_ = tx.Bucket(bActive).Delete(u64(b.ID))
+				if err := deactivate(tx, b.ID); err != nil {
+					return err
+				}
 				_ = tx.Bucket(bDue).Delete(timeKey(p.SendAt, u64(b.ID)))
 			}
 		}

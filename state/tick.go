@@ -44,11 +44,14 @@ type IncomingReply struct {
 
 // Tick is everything the dispatcher applies in one transaction.
 type Tick struct {
-	Now            time.Time
-	Outcomes       []Outcome
-	Cancels        []uint64
-	Handovers      []Key
-	Cursors        map[uint64]int // batch → last line picked by the first pass
+	Now       time.Time
+	Outcomes  []Outcome
+	Cancels   []uint64
+	Handovers []Key
+	Cursors   map[uint64]int // batch → last line picked by the first pass
+	// Exhausted are sending batches whose first pass reached their last
+	// line: FreshBatches no longer returns them.
+	Exhausted      []uint64
 	Receipts       []Receipt
 	Replies        []IncomingReply
 	Expired        []Key         // wait messages past their batch's deadline
@@ -152,7 +155,7 @@ func (w *txWriter) flush() error {
 		if b.State == Sending && b.Count(batch.StatusWait) == 0 && b.Count(batch.StatusOn) == 0 {
 			b.State = Done
 			b.Finished = w.now
-			if err := w.tx.Bucket(bActive).Delete(u64(b.ID)); err != nil {
+			if err := deactivate(w.tx, b.ID); err != nil {
 				return err
 			}
 		}
@@ -172,7 +175,7 @@ func partRef(k Key, part int) []byte {
 
 func (t *Tick) empty() bool {
 	return len(t.Outcomes) == 0 && len(t.Cancels) == 0 && len(t.Handovers) == 0 && len(t.Receipts) == 0 &&
-		len(t.Replies) == 0 && len(t.Expired) == 0
+		len(t.Replies) == 0 && len(t.Expired) == 0 && len(t.Exhausted) == 0 && len(t.Cursors) == 0
 }
 
 // Commit applies a tick in one transaction, which it may share with other
@@ -199,6 +202,11 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 		handed, err := w.handOver(t.Handovers, t.Cursors)
 		if err != nil {
 			return err
+		}
+		for _, id := range t.Exhausted {
+			if err := tx.Bucket(bFresh).Delete(u64(id)); err != nil {
+				return err
+			}
 		}
 		res.Handed = handed
 		unknown, err := w.applyReceipts(t.Receipts)
@@ -491,7 +499,7 @@ func (w *txWriter) cancel(id uint64) error {
 			return err
 		}
 	}
-	if err := w.tx.Bucket(bActive).Delete(u64(id)); err != nil {
+	if err := deactivate(w.tx, id); err != nil {
 		return err
 	}
 	b.State = Cancelled
@@ -592,7 +600,7 @@ func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 				continue
 			}
 			b.State = Sending
-			if err := tx.Bucket(bActive).Put(u64(b.ID), nil); err != nil {
+			if err := activate(tx, b.ID); err != nil {
 				return err
 			}
 			if err := putBatch(tx, b); err != nil {
@@ -631,6 +639,46 @@ func (s *Store) NextRetry() (time.Time, bool) { return s.firstTime(bRetry) }
 // NextReceiptCheck returns the earliest hand-over time still waiting for
 // receipts.
 func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPending) }
+
+// activate and deactivate add a batch to and remove it from the sending
+// batches (and those with messages for a first hand-over).
+func activate(tx *bolt.Tx, id uint64) error {
+	if err := tx.Bucket(bActive).Put(u64(id), nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bFresh).Put(u64(id), nil)
+}
+
+func deactivate(tx *bolt.Tx, id uint64) error {
+	if err := tx.Bucket(bActive).Delete(u64(id)); err != nil {
+		return err
+	}
+	return tx.Bucket(bFresh).Delete(u64(id))
+}
+
+// FreshBatches returns up to max sending batches after id after, in id
+// order, that may still have messages waiting for their first hand-over:
+// those a Tick's Exhausted has not removed. The dispatcher reads them a
+// page at a time, and stops at its rate limit, so the cost of a tick does
+// not grow with the batches that only wait for receipts.
+func (s *Store) FreshBatches(after uint64, max int) ([]*Batch, error) {
+	var out []*Batch
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bFresh).Cursor()
+		for k, _ := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, _ = c.Next() {
+			b, err := getBatch(tx, binary.BigEndian.Uint64(k))
+			if err != nil {
+				if errors.Is(err, ErrNotFound) {
+					continue
+				}
+				return err
+			}
+			out = append(out, b)
+		}
+		return nil
+	})
+	return out, err
+}
 
 // ActiveBatches returns the batches in state sending, in id order.
 func (s *Store) ActiveBatches() ([]*Batch, error) {
