@@ -453,7 +453,7 @@ func (d *Dispatcher) first(now time.Time, b *state.Batch, budget *int, t *state.
 	// The store has the cursor of every tick committed: a tick that
 	// fails to commit stops the dispatcher.
 	cur := b.Cursor
-	asked := *budget
+	asked := min(*budget, d.affordable(now, b.Account))
 	msgs, last, err := d.o.Store.FreshMessages(b.ID, cur, asked)
 	if err != nil {
 		return -1, false, err
@@ -484,6 +484,21 @@ func (d *Dispatcher) first(now time.Time, b *state.Batch, budget *int, t *state.
 		t.Exhausted = append(t.Exhausted, b.ID)
 	}
 	return -1, false, nil
+}
+
+// affordable bounds the messages a tick reads for account to what the rate
+// limiters let through now (a message is at least one part), and at least
+// one, whose refusal says how long to wait. At 20 parts/s a tick sends one
+// or two parts: reading the tick's whole budget of messages each time
+// decoded a thousand messages for each one sent.
+func (d *Dispatcher) affordable(now time.Time, account string) int {
+	n := math.MaxInt
+	for _, l := range []*rate.Limiter{d.global, d.accounts[strings.ToLower(account)]} {
+		if l != nil {
+			n = min(n, int(l.TokensAt(now)))
+		}
+	}
+	return max(n, 1)
 }
 
 // advance records that b's first pass got to line cur; the store is

@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -377,4 +378,41 @@ func ids(bs []*state.Batch) []uint64 {
 		out = append(out, b.ID)
 	}
 	return out
+}
+
+func TestAffordable(t *testing.T) {
+	tests := []struct {
+		name          string
+		global, acct  float64
+		spent         int // parts already sent from the demo account's limiters
+		want          int
+		otherAccounts bool
+	}{
+		{"unlimited", 0, 0, 0, math.MaxInt, false},
+		{"global burst", 20, 0, 0, 20, false},
+		{"global partly spent", 20, 0, 15, 5, false},
+		{"account slower", 20, 6, 0, 6, false},
+		{"all spent: still one, to learn the wait", 20, 0, 20, 1, false},
+		{"another account's limit does not count", 20, 0, 0, 20, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rates := map[string]float64{}
+			if tt.acct > 0 {
+				rates["demo"] = tt.acct
+			}
+			if tt.otherAccounts {
+				rates["other"] = 2
+			}
+			d := New(Options{Rate: tt.global, AccountRates: rates})
+			if tt.spent > 0 {
+				if ok, _ := d.allow(t0, "demo", tt.spent); !ok {
+					t.Fatal("setup: parts refused")
+				}
+			}
+			if got := d.affordable(t0, "Demo"); got != tt.want {
+				t.Fatalf("affordable = %d, want %d", got, tt.want)
+			}
+		})
+	}
 }
