@@ -46,6 +46,11 @@ type Options struct {
 	Logger   *slog.Logger
 	// MinInterval between two writes of one batch (default 1s).
 	MinInterval time.Duration
+	// RowsPerInterval makes a big batch wait one more MinInterval between
+	// two writes per that many recipients (default 10,000): the CSV is
+	// rendered whole each time, and a 100,000-recipient batch sending at
+	// 20 parts/s would otherwise be rewritten every second for 80 minutes.
+	RowsPerInterval int
 }
 
 // Writer renders result files.
@@ -60,7 +65,8 @@ type Writer struct {
 	// once, even inside their interval.
 	final   map[uint64]bool
 	replies map[string]bool
-	last    map[uint64]time.Time
+	// next is when a batch not in a final state may be written again.
+	next map[uint64]time.Time
 	// durable are batches whose final files are written but not yet
 	// flushed to disk: one file-system sync every durableEvery covers them
 	// all, instead of two fsyncs and a store transaction per batch.
@@ -76,11 +82,14 @@ func New(o Options) *Writer {
 	if o.MinInterval <= 0 {
 		o.MinInterval = time.Second
 	}
+	if o.RowsPerInterval <= 0 {
+		o.RowsPerInterval = 10000
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
-		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, last: map[uint64]time.Time{},
+		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, next: map[uint64]time.Time{},
 		files: newAtomicFiles()}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
@@ -161,8 +170,8 @@ func (w *Writer) writePending(force bool) time.Duration {
 	w.mu.Lock()
 	for id := range w.pending {
 		// Inside the interval only a final state is written at once.
-		if last, ok := w.last[id]; ok && !force && !w.final[id] {
-			if wait := last.Add(w.o.MinInterval).Sub(now); wait > 0 {
+		if at, ok := w.next[id]; ok && !force && !w.final[id] {
+			if wait := at.Sub(now); wait > 0 {
 				next = sooner(next, wait)
 				continue
 			}
@@ -183,16 +192,16 @@ func (w *Writer) writePending(force bool) time.Duration {
 		}
 	}
 	for _, id := range due {
-		final, err := w.WriteBatch(id)
+		final, rows, err := w.writeBatch(id)
 		if err != nil {
 			w.o.Logger.Error("write results", "batch", id, "err", err)
 			continue
 		}
 		w.mu.Lock()
 		if final {
-			delete(w.last, id)
+			delete(w.next, id)
 		} else {
-			w.last[id] = now
+			w.next[id] = now.Add(w.o.MinInterval * time.Duration(1+rows/w.o.RowsPerInterval))
 		}
 		w.mu.Unlock()
 	}
@@ -220,15 +229,20 @@ func sooner(next, wait time.Duration) time.Duration {
 // WriteBatch renders batch id's report (and CSV unless rejected) now. It
 // reports whether the batch is in a final state.
 func (w *Writer) WriteBatch(id uint64) (bool, error) {
+	final, _, err := w.writeBatch(id)
+	return final, err
+}
+
+// writeBatch is WriteBatch, and also says how many recipients the batch has.
+func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
-	var final bool
-	err := w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
+	err = w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
 		a, ok := w.accounts[strings.ToLower(b.Account)]
 		if !ok {
 			return fmt.Errorf("unknown account %q", b.Account)
 		}
-		final = b.State.Final()
+		final, rows = b.State.Final(), b.Recipients
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
 		switch {
@@ -282,14 +296,14 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 		return err
 	})
 	if err != nil {
-		return false, fmt.Errorf("write results of batch %d: %w", id, err)
+		return false, 0, fmt.Errorf("write results of batch %d: %w", id, err)
 	}
 	if final {
 		w.mu.Lock()
 		w.durable = append(w.durable, id)
 		w.mu.Unlock()
 	}
-	return final, nil
+	return final, rows, nil
 }
 
 // makeDurable flushes the final result files written since the last call

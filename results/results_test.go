@@ -125,7 +125,26 @@ optout: 0
 }
 
 func TestAtMostOnceASecondAndFinalAtOnce(t *testing.T) {
-	f := newFixture(t)
+	tests := []struct {
+		name            string
+		rowsPerInterval int
+		gap             time.Duration // between two writes of the 2-recipient batch
+	}{
+		{"small batch: a second", 0, time.Second},
+		// One more second per RowsPerInterval recipients: 1 + 2/1.
+		{"big batch: longer", 1, 3 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.w = New(Options{Store: f.store, Clock: f.clk, Accounts: []Account{{Login: "demo", Dir: f.dir}}, RowsPerInterval: tt.rowsPerInterval})
+			testInterval(t, f, tt.gap)
+		})
+	}
+}
+
+func testInterval(t *testing.T, f *fixture, gap time.Duration) {
+	t.Helper()
 	b := f.add(t, "a.txt", "U-DEMO\nT-x\n#-447123450001\n#-447123450002\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -161,13 +180,16 @@ func TestAtMostOnceASecondAndFinalAtOnce(t *testing.T) {
 	k1, k2 := state.Key{Batch: b.ID, Line: 3}, state.Key{Batch: b.ID, Line: 4}
 	commit(&state.Tick{Handovers: []state.Key{k1, k2}})
 	commit(&state.Tick{Outcomes: []state.Outcome{{Key: k1, PartIDs: []string{"p1"}}, {Key: k2, PartIDs: []string{"p2"}}}})
-	// Inside the second: not written again yet.
-	time.Sleep(20 * time.Millisecond)
-	if got, _ := os.ReadFile(report); !strings.Contains(string(got), "wait: 2\n") {
-		t.Fatalf("rewritten inside the interval:\n%s", got)
+	// Inside the interval: not written again yet.
+	for at := time.Duration(0); at < gap; at += time.Second {
+		f.clk.Advance(min(time.Second, gap-at) - time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
+		if got, _ := os.ReadFile(report); !strings.Contains(string(got), "wait: 2\n") {
+			t.Fatalf("rewritten %v after the first write, before %v:\n%s", at+time.Second-time.Millisecond, gap, got)
+		}
+		f.clk.Advance(time.Millisecond)
 	}
-	f.clk.Advance(time.Second)
-	wait("second write after a second", func(s string) bool { return strings.Contains(s, "on: 2\n") })
+	wait("second write once the interval is over", func(s string) bool { return strings.Contains(s, "on: 2\n") })
 	// The final state is written at once, inside the interval.
 	commit(&state.Tick{Receipts: []state.Receipt{{PartID: "p1", Status: batch.StatusOK}, {PartID: "p2", Status: batch.StatusOK}}})
 	wait("final state at once", func(s string) bool { return strings.Contains(s, "state: done\n") })
