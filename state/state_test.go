@@ -198,6 +198,10 @@ func TestTickLifecycle(t *testing.T) {
 	if b, _ = s.Batch(b.ID); b.State != Sending {
 		t.Fatalf("batch done with a part still on: %+v", b)
 	}
+	// Read (and kept) before the opt-out: the reply must not find it stale.
+	if opt, _ := s.OptedOut("Demo"); len(opt) != 0 {
+		t.Fatalf("opt-out list before any reply = %v", opt)
+	}
 	res, err = s.Commit(&Tick{Now: t0.Add(3 * time.Minute), Receipts: []Receipt{{PartID: "p2b", Status: batch.StatusOK}},
 		Replies: []IncomingReply{{From: "+447700900001", Text: "STOP", At: t0.Add(3 * time.Minute), OptOut: true}}})
 	if err != nil {
@@ -403,5 +407,37 @@ func TestFreshBucketAddedToOldStore(t *testing.T) {
 	defer s.Close()
 	if got, want := fmt.Sprint(freshIDs(t, s)), fmt.Sprint(ids[:2]); got != want {
 		t.Fatalf("fresh = %s, want the two sending batches %s", got, want)
+	}
+}
+
+// BenchmarkOptedOut reads an account's list of 100,000 opt-outs as the
+// intake does for each file: from the store after an opt-out was added,
+// from the cache otherwise.
+func BenchmarkOptedOut(b *testing.B) {
+	s := openTest(b)
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		for i := range 100000 {
+			if err := tx.Bucket(bOptout).Put(acctKey("demo", fmt.Sprintf("+4477009%05d", i)), []byte("2026-11-23T10:00:00Z")); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name    string
+		changed bool
+	}{{"after a change", true}, {"cached", false}} {
+		b.Run(tt.name, func(b *testing.B) {
+			for b.Loop() {
+				if tt.changed {
+					s.optouts.changed()
+				}
+				if set, err := s.OptedOut("demo"); err != nil || len(set) != 100000 {
+					b.Fatalf("%d numbers, %v", len(set), err)
+				}
+			}
+		})
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -48,9 +49,10 @@ var ErrNotFound = errors.New("not found")
 
 // Store is the bbolt-backed store.
 type Store struct {
-	db    *bolt.DB
-	path  string
-	group groupCommit
+	db      *bolt.DB
+	path    string
+	group   groupCommit
+	optouts optoutCache
 }
 
 // Open opens (creating if needed) the store at path.
@@ -247,8 +249,14 @@ func (s *Store) LookupHash(account string, sum []byte) (*Batch, error) {
 }
 
 // OptedOut returns the account's opt-out list as a set of E.164 numbers.
+// The set is shared, and read by every file of the account until a number
+// is added: callers must not modify it.
 func (s *Store) OptedOut(account string) (map[string]bool, error) {
-	set := map[string]bool{}
+	gen, set := s.optouts.get(account)
+	if set != nil {
+		return set, nil
+	}
+	set = map[string]bool{}
 	prefix := acctKey(account, "")
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bOptout).Cursor()
@@ -257,7 +265,58 @@ func (s *Store) OptedOut(account string) (map[string]bool, error) {
 		}
 		return nil
 	})
-	return set, err
+	if err != nil {
+		return nil, err
+	}
+	s.optouts.put(account, gen, set)
+	return set, nil
+}
+
+// optoutCache keeps each account's opt-out set between files: reading a
+// list of 100,000 numbers for every file of a flood of small ones cost
+// more than the rest of their processing.
+//
+// gen counts the commits that added opt-outs; a set read while one
+// committed is kept under the older gen, so it is read again next time,
+// never kept stale.
+type optoutCache struct {
+	mu   sync.Mutex
+	gen  uint64
+	sets map[string]optoutSet
+}
+
+type optoutSet struct {
+	gen uint64
+	set map[string]bool
+}
+
+// get returns the current generation, and the account's set if it is
+// current.
+func (c *optoutCache) get(account string) (uint64, map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.sets[strings.ToLower(account)]
+	if ok && e.gen == c.gen {
+		return c.gen, e.set
+	}
+	return c.gen, nil
+}
+
+func (c *optoutCache) put(account string, gen uint64, set map[string]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sets == nil {
+		c.sets = map[string]optoutSet{}
+	}
+	c.sets[strings.ToLower(account)] = optoutSet{gen: gen, set: set}
+}
+
+// changed is called after a commit that may have added opt-outs.
+func (c *optoutCache) changed() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	clear(c.sets)
 }
 
 // NewBatch is what intake hands the store for one processed file.

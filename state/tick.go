@@ -252,6 +252,12 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 	if err != nil {
 		return TickResult{}, fmt.Errorf("commit tick: %w", err)
 	}
+	for _, r := range t.Replies {
+		if r.OptOut {
+			s.optouts.changed() // after the commit: see optoutCache
+			break
+		}
+	}
 	return res, nil
 }
 
