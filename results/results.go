@@ -65,6 +65,8 @@ type Writer struct {
 	// once, even inside their interval.
 	final   map[uint64]bool
 	replies map[string]bool
+	// repliesNext is when an account's reply files may be written again.
+	repliesNext map[string]time.Time
 	// next is when a batch not in a final state may be written again.
 	next map[uint64]time.Time
 	// durable are batches whose final files are written but not yet
@@ -89,7 +91,7 @@ func New(o Options) *Writer {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
-		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, next: map[uint64]time.Time{},
+		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, repliesNext: map[string]time.Time{}, next: map[uint64]time.Time{},
 		files: newAtomicFiles()}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
@@ -180,16 +182,43 @@ func (w *Writer) writePending(force bool) time.Duration {
 		delete(w.pending, id)
 		delete(w.final, id)
 	}
-	accts := w.replies
-	w.replies = map[string]bool{}
+	// A reply file is rewritten whole, so it is paced like a batch: at
+	// most once a MinInterval per account...
+	accts := map[string]bool{}
+	for a := range w.replies {
+		if wait := w.repliesNext[a].Sub(now); wait > 0 && !force {
+			next = sooner(next, wait)
+			continue
+		}
+		accts[a] = true
+		delete(w.replies, a)
+	}
+	paced := len(w.replies) > 0
 	w.mu.Unlock()
-
-	// Reply files first: a client that sees a report counting replies
-	// ("rep:") then finds them in replies/.
+	if paced {
+		// ...except before a report of the account: a client that sees a
+		// report counting replies ("rep:") then finds them in replies/.
+		for _, id := range due {
+			b, err := w.o.Store.Batch(id)
+			if err != nil {
+				continue // reported by the write below
+			}
+			a := strings.ToLower(b.Account)
+			w.mu.Lock()
+			if w.replies[a] {
+				accts[a] = true
+				delete(w.replies, a)
+			}
+			w.mu.Unlock()
+		}
+	}
 	for a := range accts {
 		if err := w.WriteReplies(a, now); err != nil {
 			w.o.Logger.Error("write replies", "account", a, "err", err)
 		}
+		w.mu.Lock()
+		w.repliesNext[a] = now.Add(w.o.MinInterval)
+		w.mu.Unlock()
 	}
 	for _, id := range due {
 		final, rows, err := w.writeBatch(id)

@@ -2,6 +2,7 @@ package results
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,5 +230,77 @@ func TestReplyFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "replies", "2026-11-23.csv")); err == nil {
 		t.Error("old reply file not swept")
+	}
+}
+
+// A reply file is rewritten whole, so it is written at most once a second,
+// except before a report of its account: a report never counts a reply
+// the reply file does not show.
+func TestReplyFilesPaced(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "a.txt", "U-DEMO\nT-x\n#-447123450001\n#-447123450002\n#-447123450003\n")
+	var keys []state.Key
+	var outs []state.Outcome
+	for line := 3; line <= 5; line++ {
+		k := state.Key{Batch: b.ID, Line: line}
+		keys = append(keys, k)
+		outs = append(outs, state.Outcome{Key: k, PartIDs: []string{fmt.Sprint("p", line)}})
+	}
+	commit := func(tk *state.Tick) {
+		t.Helper()
+		tk.Now = f.clk.Now()
+		res, err := f.store.Commit(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.w.RepliesChanged(res.ReplyAccounts...)
+	}
+	commit(&state.Tick{Handovers: keys})
+	commit(&state.Tick{Outcomes: outs})
+	reply := func(n int) {
+		t.Helper()
+		commit(&state.Tick{Replies: []state.IncomingReply{{From: fmt.Sprint("+44712345000", n), Text: "yes", At: f.clk.Now()}}})
+	}
+	file := filepath.Join(f.dir, "replies", "2026-11-23.csv")
+	rows := func() int {
+		got, _ := os.ReadFile(file)
+		return strings.Count(string(got), "\n") - 1
+	}
+	waitRows := func(what string, n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); rows() != n; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d rows, want %d", what, rows(), n)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	reply(1)
+	waitRows("first reply at once", 1)
+	reply(2)
+	time.Sleep(20 * time.Millisecond)
+	if n := rows(); n != 1 {
+		t.Fatalf("reply file rewritten within the second: %d rows", n)
+	}
+	f.clk.Advance(time.Second)
+	waitRows("second reply after a second", 2)
+	reply(3)
+	f.w.Changed(b.ID)
+	report := filepath.Join(f.dir, "results", "a.txt.report")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		got, _ := os.ReadFile(report)
+		if strings.Contains(string(got), "rep: 3\n") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("report never counted 3 replies:\n%s", got)
+		}
+	}
+	if n := rows(); n != 3 {
+		t.Fatalf("the report counts 3 replies, the reply file shows %d", n)
 	}
 }
