@@ -366,11 +366,12 @@ func (d *Dispatcher) sleep(ctx context.Context, now time.Time, limited time.Dura
 }
 
 // allow takes n parts from the global and the account's limiter, or tells
-// how long to wait.
-func (d *Dispatcher) allow(now time.Time, account string, n int) (bool, time.Duration) {
+// how long to wait, and whether the global limiter refused (else the
+// account's did).
+func (d *Dispatcher) allow(now time.Time, account string, n int) (ok bool, wait time.Duration, global bool) {
 	lims := []*rate.Limiter{d.global, d.accounts[strings.ToLower(account)]}
 	var rs []*rate.Reservation
-	for _, l := range lims {
+	for i, l := range lims {
 		if l == nil {
 			continue
 		}
@@ -383,20 +384,24 @@ func (d *Dispatcher) allow(now time.Time, account string, n int) (bool, time.Dur
 			for _, prev := range rs {
 				prev.CancelAt(now)
 			}
-			return false, max(dly, time.Millisecond)
+			return false, max(dly, time.Millisecond), i == 0
 		}
 		rs = append(rs, r)
 	}
-	return true, 0
+	return true, 0, false
 }
 
 // pick chooses this tick's hand-overs: due retries first, then fresh
 // messages of sending batches in batch order. It returns how long to wait
-// when the rate limiter stopped it, or -1.
+// when a rate limiter held messages back, or -1.
+//
+// The global limit stops the tick. An account's own limit only stops that
+// account: its messages wait, and the other accounts' go out (before, an
+// account with rate = 1 and a big file held every account's later files).
 func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	clear(d.picked)
-	budget := d.o.MaxPerTick
-	retries, err := d.o.Store.DueRetries(now, budget)
+	p := picking{now: now, t: t, budget: d.o.MaxPerTick, wait: -1, held: map[string]bool{}}
+	retries, err := d.o.Store.DueRetries(now, p.budget)
 	if err != nil {
 		return -1, err
 	}
@@ -405,38 +410,44 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 		if err != nil {
 			return -1, err
 		}
-		if ok, w := d.allow(now, acct, max(m.Segments, 1)); !ok {
-			return w, nil
+		if p.held[strings.ToLower(acct)] {
+			continue // stays due: a later tick takes it
 		}
-		k := state.Key{Batch: m.Batch, Line: m.Line}
-		t.Handovers = append(t.Handovers, k)
-		d.picked[k] = m
-		budget--
+		if !d.take(&p, acct, m) {
+			if p.stopped {
+				return p.wait, nil
+			}
+			continue
+		}
+		p.budget--
 	}
 	// Only batches with messages left for a first hand-over are read, a
 	// page at a time, until the budget or the rate limit stops the tick:
 	// thousands of sending batches that only wait for receipts cost a tick
 	// nothing (reading them all made every tick, and a store write of each,
 	// grow with them).
-	for after := uint64(0); budget > 0; {
+	for after := uint64(0); p.budget > 0; {
 		page, err := d.o.Store.FreshBatches(after, freshPage)
 		if err != nil {
 			return -1, err
 		}
 		for _, b := range page {
 			after = b.ID
-			if budget <= 0 {
+			if p.budget <= 0 {
 				break
 			}
-			if w, stopped, err := d.first(now, b, &budget, t); err != nil || stopped {
-				return w, err
+			if p.held[strings.ToLower(b.Account)] {
+				continue
+			}
+			if err := d.first(&p, b); err != nil || p.stopped {
+				return p.wait, err
 			}
 		}
 		if len(page) < freshPage {
 			break
 		}
 	}
-	return -1, nil
+	return p.wait, nil
 }
 
 const (
@@ -446,44 +457,74 @@ const (
 	acctsCached = 4096
 )
 
+// picking is one tick's pick in progress.
+type picking struct {
+	now    time.Time
+	t      *state.Tick
+	budget int
+	// held are the accounts whose own rate limit refused a message in
+	// this tick; stopped is set when the global one did.
+	held    map[string]bool
+	stopped bool
+	// wait is the shortest wait a limiter asked for, or -1.
+	wait time.Duration
+}
+
+// take hands m over if the limiters allow it now. When one refuses, it
+// records the wait, and whose limit it was.
+func (d *Dispatcher) take(p *picking, account string, m *state.Message) bool {
+	ok, wait, global := d.allow(p.now, account, max(m.Segments, 1))
+	if !ok {
+		if p.wait < 0 || wait < p.wait {
+			p.wait = wait
+		}
+		if global {
+			p.stopped = true
+		} else {
+			p.held[strings.ToLower(account)] = true
+		}
+		return false
+	}
+	k := state.Key{Batch: m.Batch, Line: m.Line}
+	p.t.Handovers = append(p.t.Handovers, k)
+	d.picked[k] = m
+	return true
+}
+
 // first picks batch b's messages waiting for their first hand-over, up to
-// *budget, and tells when the rate limit stopped it (with how long to
-// wait).
-func (d *Dispatcher) first(now time.Time, b *state.Batch, budget *int, t *state.Tick) (time.Duration, bool, error) {
+// the budget and the rate limits.
+func (d *Dispatcher) first(p *picking, b *state.Batch) error {
 	// The store has the cursor of every tick committed: a tick that
 	// fails to commit stops the dispatcher.
 	cur := b.Cursor
-	asked := min(*budget, d.affordable(now, b.Account))
+	asked := min(p.budget, d.affordable(p.now, b.Account))
 	msgs, last, err := d.o.Store.FreshMessages(b.ID, cur, asked)
 	if err != nil {
-		return -1, false, err
+		return err
 	}
-	expired := now.After(b.Deadline)
+	expired := p.now.After(b.Deadline)
 	for _, m := range msgs {
-		k := state.Key{Batch: m.Batch, Line: m.Line}
 		if expired {
-			t.Expired = append(t.Expired, k)
+			p.t.Expired = append(p.t.Expired, state.Key{Batch: m.Batch, Line: m.Line})
 			cur = m.Line
-			*budget--
+			p.budget--
 			continue
 		}
-		if ok, w := d.allow(now, b.Account, max(m.Segments, 1)); !ok {
-			advance(b, cur, t)
-			return w, true, nil
+		if !d.take(p, b.Account, m) {
+			advance(b, cur, p.t)
+			return nil
 		}
-		t.Handovers = append(t.Handovers, k)
-		d.picked[k] = m
 		cur = m.Line
-		*budget--
+		p.budget--
 	}
 	// Everything scanned up to last was picked or is not fresh.
-	advance(b, max(cur, last), t)
+	advance(b, max(cur, last), p.t)
 	if len(msgs) < asked {
 		// The scan reached the batch's last line: no message of it can
 		// become fresh again (a hand-over that fails becomes a retry).
-		t.Exhausted = append(t.Exhausted, b.ID)
+		p.t.Exhausted = append(p.t.Exhausted, b.ID)
 	}
-	return -1, false, nil
+	return nil
 }
 
 // affordable bounds the messages a tick reads for account to what the rate

@@ -406,7 +406,7 @@ func TestAffordable(t *testing.T) {
 			}
 			d := New(Options{Rate: tt.global, AccountRates: rates})
 			if tt.spent > 0 {
-				if ok, _ := d.allow(t0, "demo", tt.spent); !ok {
+				if ok, _, _ := d.allow(t0, "demo", tt.spent); !ok {
 					t.Fatal("setup: parts refused")
 				}
 			}
@@ -415,4 +415,36 @@ func TestAffordable(t *testing.T) {
 			}
 		})
 	}
+}
+
+// An account over its own rate waits alone: the other accounts' messages
+// go out meanwhile.
+func TestAccountRateDoesNotHoldOthers(t *testing.T) {
+	h := newHarness(t, Options{AccountRates: map[string]float64{"slow": 1}})
+	add := func(account string, n int) *state.Batch {
+		t.Helper()
+		p := &batch.Batch{SendAt: t0, Messages: []batch.Message{{Index: 1, Line: 2}}}
+		for i := range n {
+			p.Recipients = append(p.Recipients, batch.Recipient{Line: 3 + i, Message: 1, Number: fmt.Sprintf("+4477009%05d", i),
+				Text: "hi", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait})
+		}
+		b, err := h.store.CreateBatch(state.NewBatch{Account: account, Name: account + ".txt", Sum: []byte(account),
+			Received: h.clk.Now(), Parsed: p, Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	slow := add("slow", 5) // first in id order
+	h.d.Wake()
+	h.waitBatch(slow.ID, "its first message", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	h.advance(0) // the slow account is out of tokens, and the dispatcher waits
+	fast := add("fast", 5)
+	h.d.Wake()
+	h.waitBatch(fast.ID, "the other account's messages at once", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 5 })
+	if b, _ := h.store.Batch(slow.ID); b.Count(batch.StatusOn) != 1 {
+		t.Fatalf("slow account: %d on, want 1 (its rate is 1/s)", b.Count(batch.StatusOn))
+	}
+	h.advance(time.Second)
+	h.waitBatch(slow.ID, "one more a second later", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2 })
 }
