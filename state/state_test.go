@@ -382,8 +382,22 @@ func TestFreshBatches(t *testing.T) {
 }
 
 // A store written before the fresh bucket existed gets one holding every
-// sending batch when it is opened.
+// sending batch when it is opened; so does one an older smsdrop added a
+// sending batch to without it.
 func TestFreshBucketAddedToOldStore(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(tx *bolt.Tx, ids []uint64) error
+	}{
+		{"no fresh bucket", func(tx *bolt.Tx, _ []uint64) error { return tx.DeleteBucket(bFresh) }},
+		{"a sending batch missing from it", func(tx *bolt.Tx, ids []uint64) error { return tx.Bucket(bFresh).Delete(u64(ids[1])) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) { testFreshMended(t, tt.damage) })
+	}
+}
+
+func testFreshMended(t *testing.T, damage func(tx *bolt.Tx, ids []uint64) error) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "smsdrop.db")
 	s, err := Open(path)
 	if err != nil {
@@ -397,7 +411,7 @@ func TestFreshBucketAddedToOldStore(t *testing.T) {
 		}
 		ids = append(ids, b.ID)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.DeleteBucket(bFresh) }); err != nil {
+	if err := s.db.Update(func(tx *bolt.Tx) error { return damage(tx, ids) }); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

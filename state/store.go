@@ -82,14 +82,18 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
 }
 
-// addFresh creates the fresh bucket in a store written before it existed:
-// every sending batch may still have messages for a first hand-over.
+// addFresh puts every sending batch in the fresh bucket when the store
+// opens: the first ticks take out again those without messages left for a
+// first hand-over (one short read each). It creates the bucket in a store
+// written before it existed, and mends one that an older smsdrop, which
+// did not keep it, wrote to meanwhile: a sending batch missing from it
+// would never be sent.
 func addFresh(tx *bolt.Tx) error {
 	active := tx.Bucket(bActive)
-	if tx.Bucket(bFresh) != nil || active == nil {
-		return nil
+	if active == nil {
+		return nil // a new store
 	}
-	fresh, err := tx.CreateBucket(bFresh)
+	fresh, err := tx.CreateBucketIfNotExists(bFresh)
 	if err != nil {
 		return err
 	}
