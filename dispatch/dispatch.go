@@ -427,7 +427,7 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	// nothing (reading them all made every tick, and a store write of each,
 	// grow with them).
 	for after := uint64(0); p.budget > 0; {
-		page, err := d.o.Store.FreshBatches(after, freshPage)
+		page, err := d.o.Store.FreshBatches(after, freshPage, func(account string) bool { return p.held[account] })
 		if err != nil {
 			return -1, err
 		}

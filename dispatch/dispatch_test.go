@@ -343,7 +343,7 @@ func TestHandedBatchesLeaveThePick(t *testing.T) {
 	slow := h.add(50, t0, false, 1)
 	h.waitBatch(slow.ID, "the rest of the burst", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 5 })
 	h.advance(0)
-	fresh, err := h.store.FreshBatches(0, 100)
+	fresh, err := h.store.FreshBatches(0, 100, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,7 +364,7 @@ func TestHandedBatchesLeaveThePick(t *testing.T) {
 		t.Fatalf("cursor = %d, want 52", b.Cursor)
 	}
 	h.advance(0)
-	if fresh, _ = h.store.FreshBatches(0, 100); len(fresh) != 0 {
+	if fresh, _ = h.store.FreshBatches(0, 100, nil); len(fresh) != 0 {
 		t.Fatalf("fresh batches = %v after everything was handed over", ids(fresh))
 	}
 	if n := h.snd.count(); n != 65 {

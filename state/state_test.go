@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -316,7 +317,7 @@ func freshIDs(t *testing.T, s *Store) []uint64 {
 	t.Helper()
 	var ids []uint64
 	for after := uint64(0); ; {
-		page, err := s.FreshBatches(after, 2)
+		page, err := s.FreshBatches(after, 2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,4 +455,46 @@ func BenchmarkOptedOut(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FreshBatches passes over the batches of the accounts skip names (in
+// lower case), also for entries a reopened store put back.
+func TestFreshBatchesSkip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smsdrop.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []uint64
+	for i, acct := range []string{"Slow", "fast", "SLOW", "other"} {
+		b, err := s.CreateBatch(NewBatch{Account: acct, Name: fmt.Sprint(i, ".txt"), Sum: []byte(fmt.Sprint(i)), Received: t0, Parsed: parsed(1, t0, false), Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.EqualFold(acct, "slow") {
+			want = append(want, b.ID)
+		}
+	}
+	skipSlow := func(a string) bool { return a == "slow" }
+	check := func(when string) {
+		t.Helper()
+		got, err := s.FreshBatches(0, 10, skipSlow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []uint64
+		for _, b := range got {
+			ids = append(ids, b.ID)
+		}
+		if fmt.Sprint(ids) != fmt.Sprint(want) {
+			t.Fatalf("%s: fresh batches = %v, want %v", when, ids, want)
+		}
+	}
+	check("new store")
+	s.Close()
+	if s, err = Open(path); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check("reopened")
 }

@@ -29,7 +29,7 @@ var (
 	bHashes   = []byte("hashes")   // account NUL sha256 → id (most recent batch with these bytes)
 	bDue      = []byte("due")      // sendAt|id → nil: scheduled batches
 	bActive   = []byte("active")   // id → nil: batches in state sending
-	bFresh    = []byte("fresh")    // id → nil: sending batches that may still have messages waiting for their first hand-over
+	bFresh    = []byte("fresh")    // id → account (lower case): sending batches that may still have messages waiting for their first hand-over
 	bHandover = []byte("handover") // batch|line → nil: hand-over in flight
 	bRetry    = []byte("retry")    // nextTry|batch|line → nil
 	bPending  = []byte("pending")  // handed|batch|line → nil: waiting for receipts
@@ -97,7 +97,16 @@ func addFresh(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	return active.ForEach(func(k, _ []byte) error { return fresh.Put(k, nil) })
+	return active.ForEach(func(k, _ []byte) error {
+		b, err := getBatch(tx, binary.BigEndian.Uint64(k))
+		if err != nil {
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		}
+		return fresh.Put(k, freshValue(b))
+	})
 }
 
 // SetCommitLinger makes a commit wait up to d for other writes to share it
@@ -399,7 +408,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 				}
 			} else {
 				b.State, b.Folder = Sending, "archive"
-				if err := activate(tx, b.ID); err != nil {
+				if err := activate(tx, b); err != nil {
 					return err
 				}
 			}

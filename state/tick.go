@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -606,7 +607,7 @@ func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 				continue
 			}
 			b.State = Sending
-			if err := activate(tx, b.ID); err != nil {
+			if err := activate(tx, b); err != nil {
 				return err
 			}
 			if err := putBatch(tx, b); err != nil {
@@ -648,11 +649,11 @@ func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPendi
 
 // activate and deactivate add a batch to and remove it from the sending
 // batches (and those with messages for a first hand-over).
-func activate(tx *bolt.Tx, id uint64) error {
-	if err := tx.Bucket(bActive).Put(u64(id), nil); err != nil {
+func activate(tx *bolt.Tx, b *Batch) error {
+	if err := tx.Bucket(bActive).Put(u64(b.ID), nil); err != nil {
 		return err
 	}
-	return tx.Bucket(bFresh).Put(u64(id), nil)
+	return tx.Bucket(bFresh).Put(u64(b.ID), freshValue(b))
 }
 
 func deactivate(tx *bolt.Tx, id uint64) error {
@@ -662,16 +663,25 @@ func deactivate(tx *bolt.Tx, id uint64) error {
 	return tx.Bucket(bFresh).Delete(u64(id))
 }
 
+// freshValue is a fresh batch's entry: its account, so that FreshBatches
+// can pass over the batches of an account held by its rate limit without
+// decoding them.
+func freshValue(b *Batch) []byte { return []byte(strings.ToLower(b.Account)) }
+
 // FreshBatches returns up to max sending batches after id after, in id
 // order, that may still have messages waiting for their first hand-over:
-// those a Tick's Exhausted has not removed. The dispatcher reads them a
-// page at a time, and stops at its rate limit, so the cost of a tick does
+// those a Tick's Exhausted has not removed. Batches of an account for which
+// skip (if not nil) returns true are passed over. The dispatcher reads them
+// a page at a time, and stops at its rate limit, so the cost of a tick does
 // not grow with the batches that only wait for receipts.
-func (s *Store) FreshBatches(after uint64, max int) ([]*Batch, error) {
+func (s *Store) FreshBatches(after uint64, max int, skip func(account string) bool) ([]*Batch, error) {
 	var out []*Batch
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bFresh).Cursor()
-		for k, _ := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, _ = c.Next() {
+		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
+			if skip != nil && len(v) > 0 && skip(string(v)) {
+				continue
+			}
 			b, err := getBatch(tx, binary.BigEndian.Uint64(k))
 			if err != nil {
 				if errors.Is(err, ErrNotFound) {
