@@ -401,25 +401,36 @@ func (d *Dispatcher) allow(now time.Time, account string, n int) (ok bool, wait 
 func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	clear(d.picked)
 	p := picking{now: now, t: t, budget: d.o.MaxPerTick, wait: -1, held: map[string]bool{}}
-	retries, err := d.o.Store.DueRetries(now, p.budget)
-	if err != nil {
-		return -1, err
-	}
-	for _, m := range retries {
-		acct, err := d.account(m.Batch)
+	skip := func(account string) bool { return p.held[account] }
+	// Retries are read a page at a time too, no more than the global limit
+	// lets through now (each takes a part of it), passing over the held
+	// accounts' ones.
+	for after := []byte(nil); p.budget > 0; {
+		n := min(p.budget, d.affordable(now, ""))
+		retries, last, err := d.o.Store.DueRetries(now, after, n, skip)
 		if err != nil {
 			return -1, err
 		}
-		if p.held[strings.ToLower(acct)] {
-			continue // stays due: a later tick takes it
-		}
-		if !d.take(&p, acct, m) {
-			if p.stopped {
-				return p.wait, nil
+		for _, m := range retries {
+			acct, err := d.account(m.Batch)
+			if err != nil {
+				return -1, err
 			}
-			continue
+			if p.held[strings.ToLower(acct)] {
+				continue // stays due: a later tick takes it
+			}
+			if !d.take(&p, acct, m) {
+				if p.stopped {
+					return p.wait, nil
+				}
+				continue
+			}
+			p.budget--
 		}
-		p.budget--
+		if len(retries) < n {
+			break
+		}
+		after = last
 	}
 	// Only batches with messages left for a first hand-over are read, a
 	// page at a time, until the budget or the rate limit stops the tick:
@@ -427,7 +438,7 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	// nothing (reading them all made every tick, and a store write of each,
 	// grow with them).
 	for after := uint64(0); p.budget > 0; {
-		page, err := d.o.Store.FreshBatches(after, freshPage, func(account string) bool { return p.held[account] })
+		page, err := d.o.Store.FreshBatches(after, freshPage, skip)
 		if err != nil {
 			return -1, err
 		}

@@ -104,6 +104,23 @@ func (h *harness) add(n int, sendAt time.Time, scheduled bool, segments int) *st
 	return b
 }
 
+// addFor stores a batch of n one-part messages for account (named after
+// it), without waking the dispatcher.
+func (h *harness) addFor(account string, n int) *state.Batch {
+	h.t.Helper()
+	p := &batch.Batch{SendAt: h.clk.Now(), Messages: []batch.Message{{Index: 1, Line: 2}}}
+	for i := range n {
+		p.Recipients = append(p.Recipients, batch.Recipient{Line: 3 + i, Message: 1, Number: fmt.Sprintf("+4477009%05d", i),
+			Text: "hi", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait})
+	}
+	b, err := h.store.CreateBatch(state.NewBatch{Account: account, Name: account + ".txt", Sum: []byte(account),
+		Received: h.clk.Now(), Parsed: p, Validity: time.Hour})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return b
+}
+
 func (h *harness) waitBatch(id uint64, what string, cond func(*state.Batch) bool) *state.Batch {
 	h.t.Helper()
 	return h.until(id, 0, what, cond)
@@ -421,20 +438,7 @@ func TestAffordable(t *testing.T) {
 // go out meanwhile.
 func TestAccountRateDoesNotHoldOthers(t *testing.T) {
 	h := newHarness(t, Options{AccountRates: map[string]float64{"slow": 1}})
-	add := func(account string, n int) *state.Batch {
-		t.Helper()
-		p := &batch.Batch{SendAt: t0, Messages: []batch.Message{{Index: 1, Line: 2}}}
-		for i := range n {
-			p.Recipients = append(p.Recipients, batch.Recipient{Line: 3 + i, Message: 1, Number: fmt.Sprintf("+4477009%05d", i),
-				Text: "hi", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait})
-		}
-		b, err := h.store.CreateBatch(state.NewBatch{Account: account, Name: account + ".txt", Sum: []byte(account),
-			Received: h.clk.Now(), Parsed: p, Validity: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
+	add := h.addFor
 	slow := add("slow", 5) // first in id order
 	h.d.Wake()
 	h.waitBatch(slow.ID, "its first message", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
@@ -447,4 +451,45 @@ func TestAccountRateDoesNotHoldOthers(t *testing.T) {
 	}
 	h.advance(time.Second)
 	h.waitBatch(slow.ID, "one more a second later", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2 })
+}
+
+// Retries are read a page at a time, no more than the global limit lets
+// through; a held account's retries at the head must not hide the others'.
+func TestHeldAccountRetriesDoNotHideOthers(t *testing.T) {
+	h := newHarness(t, Options{Rate: 2, AccountRates: map[string]float64{"slow": 1}, RetryBase: time.Minute})
+	h.snd.answer = func(m sender.Message, attempt int) error {
+		if attempt == 1 {
+			return &sender.Error{Code: "THROTTLED", Temporary: true}
+		}
+		return nil
+	}
+	tried := func(b *state.Batch, n int) func(*state.Batch) bool {
+		return func(*state.Batch) bool {
+			msgs, _ := h.store.Messages(b.ID)
+			got := 0
+			for _, m := range msgs {
+				if m.Attempts > 0 {
+					got++
+				}
+			}
+			return got == n
+		}
+	}
+	// The slow account's two messages fail at t0 and t0+1s, the other
+	// account's at t0+2s: their retries are due in that order.
+	slow := h.addFor("slow", 2)
+	h.d.Wake()
+	h.waitBatch(slow.ID, "first attempt", tried(slow, 1))
+	h.advance(time.Second)
+	h.waitBatch(slow.ID, "second attempt", tried(slow, 2))
+	h.advance(time.Second)
+	fast := h.addFor("fast", 1)
+	h.d.Wake()
+	h.waitBatch(fast.ID, "first attempt", tried(fast, 1))
+	// All three due: the slow account may send one, the global limit two.
+	h.advance(2 * time.Minute)
+	h.waitBatch(fast.ID, "its retry behind the slow account's two", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	if b, _ := h.store.Batch(slow.ID); b.Count(batch.StatusOn) != 1 {
+		t.Fatalf("slow account: %d on, want 1", b.Count(batch.StatusOn))
+	}
 }

@@ -171,7 +171,7 @@ func TestTickLifecycle(t *testing.T) {
 	if b.Count(batch.StatusOn) != 1 || b.Count(batch.StatusWait) != 1 || b.Count(batch.StatusKO) != 1 {
 		t.Fatalf("counts = %v", b.Counts)
 	}
-	if r, _ := s.DueRetries(t0.Add(time.Minute), 10); len(r) != 1 || r[0].Line != 4 {
+	if r, _, _ := s.DueRetries(t0.Add(time.Minute), nil, 10, nil); len(r) != 1 || r[0].Line != 4 {
 		t.Fatalf("due retries = %v", r)
 	}
 	if fresh, _, _ := s.FreshMessages(b.ID, 0, 10); len(fresh) != 0 {
@@ -497,4 +497,69 @@ func TestFreshBatchesSkip(t *testing.T) {
 	}
 	defer s.Close()
 	check("reopened")
+}
+
+// DueRetries pages through the due retries in time order, and passes over
+// those of the accounts skip names (not entries of older stores, which do
+// not record the account).
+func TestDueRetriesPages(t *testing.T) {
+	s := openTest(t)
+	var keys []Key
+	for i, acct := range []string{"Slow", "fast"} {
+		b, err := s.CreateBatch(NewBatch{Account: acct, Name: acct + ".txt", Sum: []byte(acct), Received: t0, Parsed: parsed(2-i, t0, false), Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for line := 3; line < 5-i; line++ {
+			keys = append(keys, Key{Batch: b.ID, Line: line})
+		}
+	}
+	handOver(t, s, t0, keys...)
+	var outs []Outcome
+	for _, k := range keys {
+		outs = append(outs, Outcome{Key: k, Err: "THROTTLED", Temporary: true, NextTry: t0.Add(time.Minute)})
+	}
+	if _, err := s.Commit(&Tick{Now: t0, Outcomes: outs}); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Minute)
+	page := func(after []byte, n int, skip func(string) bool) ([]Key, []byte) {
+		t.Helper()
+		ms, last, err := s.DueRetries(now, after, n, skip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []Key
+		for _, m := range ms {
+			got = append(got, Key{Batch: m.Batch, Line: m.Line})
+		}
+		return got, last
+	}
+	if got, _ := page(nil, 10, nil); fmt.Sprint(got) != fmt.Sprint(keys) {
+		t.Fatalf("all due = %v, want %v", got, keys)
+	}
+	var after []byte
+	for i, want := range keys {
+		got, last := page(after, 1, nil)
+		if len(got) != 1 || got[0] != want {
+			t.Fatalf("page %d = %v, want %v", i, got, want)
+		}
+		after = last
+	}
+	if got, _ := page(after, 1, nil); len(got) != 0 {
+		t.Fatalf("past the last page: %v", got)
+	}
+	skipSlow := func(a string) bool { return a == "slow" }
+	if got, _ := page(nil, 10, skipSlow); fmt.Sprint(got) != fmt.Sprint(keys[2:]) {
+		t.Fatalf("skipping slow = %v, want %v", got, keys[2:])
+	}
+	// An entry of an older store has no account: it is returned.
+	if err := s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bRetry).Put(timeKey(t0.Add(time.Minute), keys[0].bytes()), nil)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := page(nil, 10, skipSlow); fmt.Sprint(got) != fmt.Sprint([]Key{keys[0], keys[2]}) {
+		t.Fatalf("skipping slow with an old entry = %v", got)
+	}
 }

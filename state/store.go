@@ -31,7 +31,7 @@ var (
 	bActive   = []byte("active")   // id → nil: batches in state sending
 	bFresh    = []byte("fresh")    // id → account (lower case): sending batches that may still have messages waiting for their first hand-over
 	bHandover = []byte("handover") // batch|line → nil: hand-over in flight
-	bRetry    = []byte("retry")    // nextTry|batch|line → nil
+	bRetry    = []byte("retry")    // nextTry|batch|line → account (lower case; empty in older stores)
 	bPending  = []byte("pending")  // handed|batch|line → nil: waiting for receipts
 	bProvider = []byte("provider") // provider part id → batch|line|part(be16)
 	bLastMsg  = []byte("last_msg") // account NUL e164 → batch|line; "" account for any

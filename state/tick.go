@@ -306,7 +306,7 @@ func (w *txWriter) applyOutcomes(outs []Outcome) error {
 		case o.Temporary && !o.NextTry.After(b.Deadline) && b.State == Sending:
 			m.NextTry = o.NextTry
 			m.Code = o.Err
-			if err := w.tx.Bucket(bRetry).Put(timeKey(o.NextTry, o.Key.bytes()), nil); err != nil {
+			if err := w.tx.Bucket(bRetry).Put(timeKey(o.NextTry, o.Key.bytes()), freshValue(b)); err != nil {
 				return err
 			}
 		case o.Temporary && b.State == Cancelled:
@@ -715,13 +715,28 @@ func (s *Store) ActiveBatches() ([]*Batch, error) {
 	return out, err
 }
 
-// DueRetries returns up to max messages whose retry time is at or before now.
-func (s *Store) DueRetries(now time.Time, max int) ([]*Message, error) {
+// DueRetries returns up to max messages whose retry time is at or before
+// now, in that order, from the retry entry after after (nil: the first),
+// and the entry of the last one returned, to start the next page from.
+// Entries of accounts for which skip (if not nil) returns true are passed
+// over without decoding their message (entries written before they
+// recorded the account are always returned).
+func (s *Store) DueRetries(now time.Time, after []byte, max int, skip func(account string) bool) ([]*Message, []byte, error) {
 	var out []*Message
+	var last []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bRetry).Cursor()
 		limit := timeKey(now, nil)
-		for k, _ := c.First(); k != nil && len(out) < max && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+		k, v := c.First()
+		if after != nil {
+			if k, v = c.Seek(after); k != nil && bytes.Equal(k, after) {
+				k, v = c.Next()
+			}
+		}
+		for ; k != nil && len(out) < max && bytes.Compare(k[:8], limit) <= 0; k, v = c.Next() {
+			if skip != nil && len(v) > 0 && skip(string(v)) {
+				continue
+			}
 			m, err := getMsg(tx, keyFrom(k[8:]))
 			if err != nil {
 				if errors.Is(err, ErrNotFound) {
@@ -730,10 +745,11 @@ func (s *Store) DueRetries(now time.Time, max int) ([]*Message, error) {
 				return err
 			}
 			out = append(out, m)
+			last = append(last[:0], k...)
 		}
 		return nil
 	})
-	return out, err
+	return out, last, err
 }
 
 // FreshMessages returns up to max messages of batch id after line that are
