@@ -10,6 +10,7 @@ import (
 	"errors"
 	"log/slog"
 	"math"
+	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -79,7 +80,9 @@ type Dispatcher struct {
 	global   *rate.Limiter
 	accounts map[string]*rate.Limiter
 	accts    map[uint64]string // batch → account
-	picked   map[state.Key]*state.Message
+	// turn is the last account whose fresh messages a tick handed over.
+	turn   string
+	picked map[state.Key]*state.Message
 	// asleep is true while Run waits for something to do; tests use it to
 	// move a fake clock only once the loop is idle.
 	asleep atomic.Bool
@@ -402,6 +405,8 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	clear(d.picked)
 	p := picking{now: now, t: t, budget: d.o.MaxPerTick, wait: -1, held: map[string]bool{}}
 	skip := func(account string) bool { return p.held[account] }
+	// (Retries go first, oldest first, whatever their account: they were
+	// due already.)
 	// Retries are read a page at a time too, no more than the global limit
 	// lets through now (each takes a part of it), passing over the held
 	// accounts' ones.
@@ -437,24 +442,42 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	// thousands of sending batches that only wait for receipts cost a tick
 	// nothing (reading them all made every tick, and a store write of each,
 	// grow with them).
-	for after := uint64(0); p.budget > 0; {
-		page, err := d.o.Store.FreshBatches(after, freshPage, skip)
-		if err != nil {
-			return -1, err
-		}
-		for _, b := range page {
-			after = b.ID
-			if p.budget <= 0 {
+	//
+	// Accounts take turns: each tick starts with the account after the
+	// last one served, so one account's big file does not hold another's
+	// back until it is all sent; an account's own files go in the order
+	// they were accepted.
+	accounts, err := d.o.Store.FreshAccounts()
+	if err != nil {
+		return -1, err
+	}
+	start := sort.SearchStrings(accounts, d.turn+"\x00") // the first account after d.turn
+	for i := range accounts {
+		a := accounts[(start+i)%len(accounts)]
+		for after := uint64(0); p.budget > 0 && !p.held[a]; {
+			page, err := d.o.Store.FreshBatches(a, after, freshPage)
+			if err != nil {
+				return -1, err
+			}
+			for _, b := range page {
+				after = b.ID
+				if p.budget <= 0 || p.held[a] {
+					break
+				}
+				handed := len(t.Handovers)
+				err := d.first(&p, b)
+				if len(t.Handovers) > handed {
+					d.turn = a
+				}
+				if err != nil || p.stopped {
+					return p.wait, err
+				}
+			}
+			if len(page) < freshPage {
 				break
 			}
-			if p.held[strings.ToLower(b.Account)] {
-				continue
-			}
-			if err := d.first(&p, b); err != nil || p.stopped {
-				return p.wait, err
-			}
 		}
-		if len(page) < freshPage {
+		if p.budget <= 0 {
 			break
 		}
 	}
@@ -533,7 +556,7 @@ func (d *Dispatcher) first(p *picking, b *state.Batch) error {
 	if len(msgs) < asked {
 		// The scan reached the batch's last line: no message of it can
 		// become fresh again (a hand-over that fails becomes a retry).
-		p.t.Exhausted = append(p.t.Exhausted, b.ID)
+		p.t.Exhausted = append(p.t.Exhausted, state.BatchRef{ID: b.ID, Account: b.Account})
 	}
 	return nil
 }

@@ -360,7 +360,7 @@ func TestHandedBatchesLeaveThePick(t *testing.T) {
 	slow := h.add(50, t0, false, 1)
 	h.waitBatch(slow.ID, "the rest of the burst", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 5 })
 	h.advance(0)
-	fresh, err := h.store.FreshBatches(0, 100, nil)
+	fresh, err := allFresh(h.store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -381,12 +381,29 @@ func TestHandedBatchesLeaveThePick(t *testing.T) {
 		t.Fatalf("cursor = %d, want 52", b.Cursor)
 	}
 	h.advance(0)
-	if fresh, _ = h.store.FreshBatches(0, 100, nil); len(fresh) != 0 {
+	if fresh, _ = allFresh(h.store); len(fresh) != 0 {
 		t.Fatalf("fresh batches = %v after everything was handed over", ids(fresh))
 	}
 	if n := h.snd.count(); n != 65 {
 		t.Fatalf("sent %d, want 65", n)
 	}
+}
+
+// allFresh reads every account's fresh batches.
+func allFresh(s *state.Store) ([]*state.Batch, error) {
+	accts, err := s.FreshAccounts()
+	if err != nil {
+		return nil, err
+	}
+	var out []*state.Batch
+	for _, a := range accts {
+		bs, err := s.FreshBatches(a, 0, 1000)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, bs...)
+	}
+	return out, nil
 }
 
 func ids(bs []*state.Batch) []uint64 {
@@ -491,5 +508,43 @@ func TestHeldAccountRetriesDoNotHideOthers(t *testing.T) {
 	h.waitBatch(fast.ID, "its retry behind the slow account's two", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
 	if b, _ := h.store.Batch(slow.ID); b.Count(batch.StatusOn) != 1 {
 		t.Fatalf("slow account: %d on, want 1", b.Count(batch.StatusOn))
+	}
+}
+
+// Under the global limit, accounts take turns: one account's file does not
+// hold another's back until it is all sent.
+func TestAccountsTakeTurns(t *testing.T) {
+	h := newHarness(t, Options{Rate: 1})
+	alpha := h.addFor("alpha", 4)
+	h.d.Wake()
+	h.waitBatch(alpha.ID, "the first second's part", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	beta := h.addFor("beta", 4)
+	h.d.Wake()
+	var order []string
+	last := map[uint64]int{alpha.ID: 1, beta.ID: 0}
+	for range 6 {
+		h.advance(time.Second)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			a, _ := h.store.Batch(alpha.ID)
+			b, _ := h.store.Batch(beta.ID)
+			if n := a.Count(batch.StatusOn); n > last[alpha.ID] {
+				last[alpha.ID] = n
+				order = append(order, "alpha")
+				break
+			}
+			if n := b.Count(batch.StatusOn); n > last[beta.ID] {
+				last[beta.ID] = n
+				order = append(order, "beta")
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("nothing sent after %d s", len(order)+1)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got, want := fmt.Sprint(order), "[beta alpha beta alpha beta alpha]"; got != want {
+		t.Fatalf("order after alpha's first part = %s, want %s", got, want)
 	}
 }

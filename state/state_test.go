@@ -317,7 +317,7 @@ func freshIDs(t *testing.T, s *Store) []uint64 {
 	t.Helper()
 	var ids []uint64
 	for after := uint64(0); ; {
-		page, err := s.FreshBatches(after, 2, nil)
+		page, err := s.FreshBatches("demo", after, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -349,7 +349,7 @@ func TestFreshBatches(t *testing.T) {
 		t.Fatalf("fresh after create = %s, want %s (scheduled batches are not sending yet)", got, want)
 	}
 	// a's first pass is over; b is cancelled; c starts sending.
-	if _, err := s.Commit(&Tick{Now: t0, Exhausted: []uint64{a.ID}, Cancels: []uint64{b.ID}}); err != nil {
+	if _, err := s.Commit(&Tick{Now: t0, Exhausted: []BatchRef{{ID: a.ID, Account: "demo"}}, Cancels: []uint64{b.ID}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.PromoteDue(t0.Add(time.Hour)); err != nil {
@@ -391,7 +391,7 @@ func TestFreshBucketAddedToOldStore(t *testing.T) {
 		damage func(tx *bolt.Tx, ids []uint64) error
 	}{
 		{"no fresh bucket", func(tx *bolt.Tx, _ []uint64) error { return tx.DeleteBucket(bFresh) }},
-		{"a sending batch missing from it", func(tx *bolt.Tx, ids []uint64) error { return tx.Bucket(bFresh).Delete(u64(ids[1])) }},
+		{"a sending batch missing from it", func(tx *bolt.Tx, ids []uint64) error { return tx.Bucket(bFresh).Delete(freshKey("demo", ids[1])) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) { testFreshMended(t, tt.damage) })
 	}
@@ -457,28 +457,35 @@ func BenchmarkOptedOut(b *testing.B) {
 	}
 }
 
-// FreshBatches passes over the batches of the accounts skip names (in
-// lower case), also for entries a reopened store put back.
-func TestFreshBatchesSkip(t *testing.T) {
+// FreshAccounts lists the accounts with fresh batches once each, in lower
+// case, and FreshBatches reads one account's, also after a reopened store
+// rebuilt them.
+func TestFreshAccounts(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "smsdrop.db")
 	s, err := Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var want []uint64
-	for i, acct := range []string{"Slow", "fast", "SLOW", "other"} {
+	var slow []uint64
+	for i, acct := range []string{"Slow", "fast", "SLOW", "other", "slow2"} {
 		b, err := s.CreateBatch(NewBatch{Account: acct, Name: fmt.Sprint(i, ".txt"), Sum: []byte(fmt.Sprint(i)), Received: t0, Parsed: parsed(1, t0, false), Validity: time.Hour})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.EqualFold(acct, "slow") {
-			want = append(want, b.ID)
+		if strings.EqualFold(acct, "slow") {
+			slow = append(slow, b.ID)
 		}
 	}
-	skipSlow := func(a string) bool { return a == "slow" }
 	check := func(when string) {
 		t.Helper()
-		got, err := s.FreshBatches(0, 10, skipSlow)
+		accts, err := s.FreshAccounts()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"fast", "other", "slow", "slow2"}; fmt.Sprint(accts) != fmt.Sprint(want) {
+			t.Fatalf("%s: fresh accounts = %q, want %q", when, accts, want)
+		}
+		got, err := s.FreshBatches("SLOW", 0, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -486,8 +493,8 @@ func TestFreshBatchesSkip(t *testing.T) {
 		for _, b := range got {
 			ids = append(ids, b.ID)
 		}
-		if fmt.Sprint(ids) != fmt.Sprint(want) {
-			t.Fatalf("%s: fresh batches = %v, want %v", when, ids, want)
+		if fmt.Sprint(ids) != fmt.Sprint(slow) {
+			t.Fatalf("%s: the slow account's fresh batches = %v, want %v", when, ids, slow)
 		}
 	}
 	check("new store")

@@ -29,7 +29,7 @@ var (
 	bHashes   = []byte("hashes")   // account NUL sha256 → id (most recent batch with these bytes)
 	bDue      = []byte("due")      // sendAt|id → nil: scheduled batches
 	bActive   = []byte("active")   // id → nil: batches in state sending
-	bFresh    = []byte("fresh")    // id → account (lower case): sending batches that may still have messages waiting for their first hand-over
+	bFresh    = []byte("fresh")    // account NUL id → nil: sending batches that may still have messages waiting for their first hand-over
 	bHandover = []byte("handover") // batch|line → nil: hand-over in flight
 	bRetry    = []byte("retry")    // nextTry|batch|line → account (lower case; empty in older stores)
 	bPending  = []byte("pending")  // handed|batch|line → nil: waiting for receipts
@@ -82,18 +82,23 @@ func Open(path string) (*Store, error) {
 	return &Store{db: db, path: path, group: groupCommit{db: db}}, nil
 }
 
-// addFresh puts every sending batch in the fresh bucket when the store
-// opens: the first ticks take out again those without messages left for a
-// first hand-over (one short read each). It creates the bucket in a store
-// written before it existed, and mends one that an older smsdrop, which
-// did not keep it, wrote to meanwhile: a sending batch missing from it
-// would never be sent.
+// addFresh builds the fresh bucket anew from the sending batches when the
+// store opens: the first ticks take out again those without messages left
+// for a first hand-over (one short read each). So it is created in a store
+// written before it existed, takes the layout of this version, and is
+// mended when an older smsdrop, which did not keep it, wrote to the store
+// meanwhile: a sending batch missing from it would never be sent.
 func addFresh(tx *bolt.Tx) error {
 	active := tx.Bucket(bActive)
 	if active == nil {
 		return nil // a new store
 	}
-	fresh, err := tx.CreateBucketIfNotExists(bFresh)
+	if tx.Bucket(bFresh) != nil {
+		if err := tx.DeleteBucket(bFresh); err != nil {
+			return err
+		}
+	}
+	fresh, err := tx.CreateBucket(bFresh)
 	if err != nil {
 		return err
 	}
@@ -105,7 +110,7 @@ func addFresh(tx *bolt.Tx) error {
 			}
 			return err
 		}
-		return fresh.Put(k, freshValue(b))
+		return fresh.Put(freshKey(b.Account, b.ID), nil)
 	})
 }
 
@@ -433,7 +438,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 				// Nothing to send: every recipient was refused at validation.
 				b.State = Done
 				b.Finished = nb.Received
-				if err := deactivate(tx, b.ID); err != nil {
+				if err := deactivate(tx, b); err != nil {
 					return err
 				}
 				_ = tx.Bucket(bDue).Delete(timeKey(p.SendAt, u64(b.ID)))

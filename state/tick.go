@@ -52,7 +52,7 @@ type Tick struct {
 	Cursors   map[uint64]int // batch → last line picked by the first pass
 	// Exhausted are sending batches whose first pass reached their last
 	// line: FreshBatches no longer returns them.
-	Exhausted      []uint64
+	Exhausted      []BatchRef
 	Receipts       []Receipt
 	Replies        []IncomingReply
 	Expired        []Key         // wait messages past their batch's deadline
@@ -156,7 +156,7 @@ func (w *txWriter) flush() error {
 		if b.State == Sending && b.Count(batch.StatusWait) == 0 && b.Count(batch.StatusOn) == 0 {
 			b.State = Done
 			b.Finished = w.now
-			if err := deactivate(w.tx, b.ID); err != nil {
+			if err := deactivate(w.tx, b); err != nil {
 				return err
 			}
 		}
@@ -204,8 +204,8 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 		if err != nil {
 			return err
 		}
-		for _, id := range t.Exhausted {
-			if err := tx.Bucket(bFresh).Delete(u64(id)); err != nil {
+		for _, r := range t.Exhausted {
+			if err := tx.Bucket(bFresh).Delete(freshKey(r.Account, r.ID)); err != nil {
 				return err
 			}
 		}
@@ -306,7 +306,7 @@ func (w *txWriter) applyOutcomes(outs []Outcome) error {
 		case o.Temporary && !o.NextTry.After(b.Deadline) && b.State == Sending:
 			m.NextTry = o.NextTry
 			m.Code = o.Err
-			if err := w.tx.Bucket(bRetry).Put(timeKey(o.NextTry, o.Key.bytes()), freshValue(b)); err != nil {
+			if err := w.tx.Bucket(bRetry).Put(timeKey(o.NextTry, o.Key.bytes()), []byte(strings.ToLower(b.Account))); err != nil {
 				return err
 			}
 		case o.Temporary && b.State == Cancelled:
@@ -506,7 +506,7 @@ func (w *txWriter) cancel(id uint64) error {
 			return err
 		}
 	}
-	if err := deactivate(w.tx, id); err != nil {
+	if err := deactivate(w.tx, b); err != nil {
 		return err
 	}
 	b.State = Cancelled
@@ -647,42 +647,66 @@ func (s *Store) NextRetry() (time.Time, bool) { return s.firstTime(bRetry) }
 // receipts.
 func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPending) }
 
+// BatchRef names a batch and its account.
+type BatchRef struct {
+	ID      uint64
+	Account string
+}
+
 // activate and deactivate add a batch to and remove it from the sending
 // batches (and those with messages for a first hand-over).
 func activate(tx *bolt.Tx, b *Batch) error {
 	if err := tx.Bucket(bActive).Put(u64(b.ID), nil); err != nil {
 		return err
 	}
-	return tx.Bucket(bFresh).Put(u64(b.ID), freshValue(b))
+	return tx.Bucket(bFresh).Put(freshKey(b.Account, b.ID), nil)
 }
 
-func deactivate(tx *bolt.Tx, id uint64) error {
-	if err := tx.Bucket(bActive).Delete(u64(id)); err != nil {
+func deactivate(tx *bolt.Tx, b *Batch) error {
+	if err := tx.Bucket(bActive).Delete(u64(b.ID)); err != nil {
 		return err
 	}
-	return tx.Bucket(bFresh).Delete(u64(id))
+	return tx.Bucket(bFresh).Delete(freshKey(b.Account, b.ID))
 }
 
-// freshValue is a fresh batch's entry: its account, so that FreshBatches
-// can pass over the batches of an account held by its rate limit without
-// decoding them.
-func freshValue(b *Batch) []byte { return []byte(strings.ToLower(b.Account)) }
+// freshKey is a fresh batch's key: its account first, so that each
+// account's batches are read in their order without reading the others'.
+func freshKey(account string, id uint64) []byte {
+	return binary.BigEndian.AppendUint64(acctKey(account, ""), id)
+}
 
-// FreshBatches returns up to max sending batches after id after, in id
-// order, that may still have messages waiting for their first hand-over:
-// those a Tick's Exhausted has not removed. Batches of an account for which
-// skip (if not nil) returns true are passed over. The dispatcher reads them
-// a page at a time, and stops at its rate limit, so the cost of a tick does
-// not grow with the batches that only wait for receipts.
-func (s *Store) FreshBatches(after uint64, max int, skip func(account string) bool) ([]*Batch, error) {
-	var out []*Batch
+// FreshAccounts returns the accounts (in lower case, sorted) that have
+// sending batches with messages waiting for their first hand-over. It
+// reads one entry per account.
+func (s *Store) FreshAccounts() ([]string, error) {
+	var out []string
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bFresh).Cursor()
-		for k, v := c.Seek(u64(after + 1)); k != nil && len(out) < max; k, v = c.Next() {
-			if skip != nil && len(v) > 0 && skip(string(v)) {
-				continue
+		for k, _ := c.First(); k != nil; {
+			i := bytes.IndexByte(k, 0)
+			if i < 0 {
+				return fmt.Errorf("fresh entry %x: no account", k)
 			}
-			b, err := getBatch(tx, binary.BigEndian.Uint64(k))
+			out = append(out, string(k[:i]))
+			k, _ = c.Seek(append(k[:i:i], 1)) // past this account's entries
+		}
+		return nil
+	})
+	return out, err
+}
+
+// FreshBatches returns up to max of account's sending batches after id
+// after, in id order, that may still have messages waiting for their first
+// hand-over: those a Tick's Exhausted has not removed. The dispatcher reads
+// them a page at a time, and stops at its rate limit, so the cost of a tick
+// does not grow with the batches that only wait for receipts.
+func (s *Store) FreshBatches(account string, after uint64, max int) ([]*Batch, error) {
+	var out []*Batch
+	prefix := acctKey(account, "")
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bFresh).Cursor()
+		for k, _ := c.Seek(freshKey(account, after+1)); k != nil && bytes.HasPrefix(k, prefix) && len(out) < max; k, _ = c.Next() {
+			b, err := getBatch(tx, binary.BigEndian.Uint64(k[len(prefix):]))
 			if err != nil {
 				if errors.Is(err, ErrNotFound) {
 					continue
