@@ -394,9 +394,9 @@ func (d *Dispatcher) allow(now time.Time, account string, n int) (ok bool, wait 
 	return true, 0, false
 }
 
-// pick chooses this tick's hand-overs: due retries first, then fresh
-// messages of sending batches in batch order. It returns how long to wait
-// when a rate limiter held messages back, or -1.
+// pick chooses this tick's hand-overs: due retries first, oldest first,
+// then fresh messages, the accounts taking turns. It returns how long to
+// wait when a rate limiter held messages back, or -1.
 //
 // The global limit stops the tick. An account's own limit only stops that
 // account: its messages wait, and the other accounts' go out (before, an
@@ -405,9 +405,7 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	clear(d.picked)
 	p := picking{now: now, t: t, budget: d.o.MaxPerTick, wait: -1, held: map[string]bool{}}
 	skip := func(account string) bool { return p.held[account] }
-	// (Retries go first, oldest first, whatever their account: they were
-	// due already.)
-	// Retries are read a page at a time too, no more than the global limit
+	// Retries are read a page at a time, no more than the global limit
 	// lets through now (each takes a part of it), passing over the held
 	// accounts' ones.
 	for after := []byte(nil); p.budget > 0; {
