@@ -330,25 +330,7 @@ func (d *Dispatcher) fail(err error, waiters []chan error) error {
 // sleep waits for the next thing to do: a due time, a retry, a receipt
 // timeout, the rate limiter, or news from outside.
 func (d *Dispatcher) sleep(ctx context.Context, now time.Time, limited time.Duration) {
-	next := time.Duration(-1)
-	consider := func(t time.Time, ok bool) {
-		if !ok {
-			return
-		}
-		dd := max(t.Sub(now), 0)
-		if next < 0 || dd < next {
-			next = dd
-		}
-	}
-	consider(d.o.Store.NextDue())
-	consider(d.o.Store.NextRetry())
-	if d.o.ReceiptTimeout > 0 {
-		t, ok := d.o.Store.NextReceiptCheck()
-		consider(t.Add(d.o.ReceiptTimeout), ok)
-	}
-	if limited >= 0 && (next < 0 || limited < next) {
-		next = limited
-	}
+	next := d.nextWake(now, limited)
 	var timerC <-chan time.Time
 	if next >= 0 {
 		t := d.o.Clock.NewTimer(max(next, time.Millisecond))
@@ -366,6 +348,40 @@ func (d *Dispatcher) sleep(ctx context.Context, now time.Time, limited time.Dura
 	case req := <-d.events:
 		d.heldEvents = append(d.heldEvents, req)
 	}
+}
+
+// nextWake says how long the loop may sleep: until the next due time,
+// retry or receipt check, or the end of the rate limit's wait (limited,
+// -1 for none); -1 means until news from outside.
+func (d *Dispatcher) nextWake(now time.Time, limited time.Duration) time.Duration {
+	next := time.Duration(-1)
+	consider := func(t time.Time, ok bool) {
+		if !ok {
+			return
+		}
+		dd := max(t.Sub(now), 0)
+		if next < 0 || dd < next {
+			next = dd
+		}
+	}
+	consider(d.o.Store.NextDue())
+	// Retries already due that the tick left are waiting for a rate limit
+	// (limited): waking for them at once made the loop spin, a tick a
+	// millisecond, until the limit let them through. Only later ones count
+	// then.
+	var from time.Time
+	if limited >= 0 {
+		from = now.Add(time.Nanosecond)
+	}
+	consider(d.o.Store.NextRetry(from))
+	if d.o.ReceiptTimeout > 0 {
+		t, ok := d.o.Store.NextReceiptCheck()
+		consider(t.Add(d.o.ReceiptTimeout), ok)
+	}
+	if limited >= 0 && (next < 0 || limited < next) {
+		next = limited
+	}
+	return next
 }
 
 // allow takes n parts from the global and the account's limiter, or tells

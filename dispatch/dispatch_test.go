@@ -548,3 +548,46 @@ func TestAccountsTakeTurns(t *testing.T) {
 		t.Fatalf("order after alpha's first part = %s, want %s", got, want)
 	}
 }
+
+// A retry already due that a rate limit holds back is waited for with the
+// limit, not at once: the loop spun, a tick a millisecond, before.
+func TestNextWakeWithALimitedRetry(t *testing.T) {
+	st, err := state.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d := New(Options{Store: st, Clock: clock.NewFake(t0)})
+	h := &harness{t: t, store: st, clk: clock.NewFake(t0)}
+	b := h.addFor("demo", 2)
+	k1, k2 := state.Key{Batch: b.ID, Line: 3}, state.Key{Batch: b.ID, Line: 4}
+	for _, tk := range []*state.Tick{
+		{Now: t0, Handovers: []state.Key{k1, k2}},
+		{Now: t0, Outcomes: []state.Outcome{
+			{Key: k1, Err: "THROTTLED", Temporary: true, NextTry: t0.Add(time.Second)},
+			{Key: k2, Err: "THROTTLED", Temporary: true, NextTry: t0.Add(time.Minute)}}},
+	} {
+		if _, err := st.Commit(tk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name    string
+		now     time.Time
+		limited time.Duration
+		want    time.Duration
+	}{
+		{"retry ahead", t0, -1, time.Second},
+		{"retry ahead, limit sooner", t0, 300 * time.Millisecond, 300 * time.Millisecond},
+		{"retry due, no limit: at once", t0.Add(2 * time.Second), -1, 0},
+		{"retry due, held by the limit: the limit", t0.Add(2 * time.Second), 300 * time.Millisecond, 300 * time.Millisecond},
+		{"retry due, held by a long limit: the next retry", t0.Add(2 * time.Second), 2 * time.Minute, time.Minute - 2*time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := d.nextWake(tt.now, tt.limited); got != tt.want {
+				t.Fatalf("nextWake = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

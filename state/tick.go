@@ -640,8 +640,22 @@ func (s *Store) firstTime(bucket []byte) (time.Time, bool) {
 // NextDue returns the send time of the earliest scheduled batch.
 func (s *Store) NextDue() (time.Time, bool) { return s.firstTime(bDue) }
 
-// NextRetry returns the earliest retry time.
-func (s *Store) NextRetry() (time.Time, bool) { return s.firstTime(bRetry) }
+// NextRetry returns the earliest retry time at or after from (the zero
+// time: the earliest of all).
+func (s *Store) NextRetry(from time.Time) (time.Time, bool) {
+	if from.IsZero() {
+		return s.firstTime(bRetry)
+	}
+	var t time.Time
+	var ok bool
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		if k, _ := tx.Bucket(bRetry).Cursor().Seek(timeKey(from, nil)); k != nil {
+			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
+		}
+		return nil
+	})
+	return t, ok
+}
 
 // NextReceiptCheck returns the earliest hand-over time still waiting for
 // receipts.
