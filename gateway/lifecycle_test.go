@@ -286,3 +286,21 @@ func TestRetentionSweep(t *testing.T) {
 		t.Error("batch record survived retention")
 	}
 }
+
+func TestDispatchMinTick(t *testing.T) {
+	tests := []struct {
+		rate float64
+		want time.Duration
+	}{
+		{0, 10 * time.Millisecond}, // unlimited: a flood's pace
+		{20, 250 * time.Millisecond},
+		{100, 50 * time.Millisecond},
+		{1000, 10 * time.Millisecond},
+		{1, 250 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		if got := dispatchMinTick(tt.rate); got != tt.want {
+			t.Errorf("dispatchMinTick(%v) = %v, want %v", tt.rate, got, tt.want)
+		}
+	}
+}
