@@ -49,6 +49,7 @@ step "dispatch" bash dispatch.sh
 if [[ ${DISPATCH_1M:-1} == 1 ]]; then
   step "dispatch 1,000,000" MESSAGES=1000000 bash dispatch.sh
 fi
+step "sending" bash sending.sh
 step "smpp" bash smpp.sh
 
 if ((${#failed[@]})); then
