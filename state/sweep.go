@@ -21,6 +21,10 @@ const sweepChunk = 50
 // growing once traffic is steady.
 func (s *Store) Sweep(cutoff time.Time) ([]*Batch, error) {
 	var removed []*Batch
+	// Each chunk starts after the last entry the one before looked at: the
+	// batches kept (still running, or finished after the cutoff) stay in
+	// the index, and a chunk full of them must not end the sweep.
+	var after []byte
 	for {
 		var chunk []*Batch
 		more := false
@@ -29,12 +33,21 @@ func (s *Store) Sweep(cutoff time.Time) ([]*Batch, error) {
 			c := tx.Bucket(bByTime).Cursor()
 			limit := timeKey(cutoff, nil)
 			var keys [][]byte
-			for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
+			k, _ := c.First()
+			if after != nil {
+				if k, _ = c.Seek(after); k != nil && bytes.Equal(k, after) {
+					k, _ = c.Next()
+				}
+			}
+			for ; k != nil && bytes.Compare(k[:8], limit) < 0; k, _ = c.Next() {
 				if len(keys) == sweepChunk {
 					more = true
 					break
 				}
 				keys = append(keys, append([]byte(nil), k...))
+			}
+			if len(keys) > 0 {
+				after = keys[len(keys)-1]
 			}
 			for _, k := range keys {
 				id := binary.BigEndian.Uint64(k[8:])
@@ -60,7 +73,7 @@ func (s *Store) Sweep(cutoff time.Time) ([]*Batch, error) {
 			return removed, fmt.Errorf("sweep batches: %w", err)
 		}
 		removed = append(removed, chunk...)
-		if !more || len(chunk) == 0 {
+		if !more {
 			break
 		}
 	}

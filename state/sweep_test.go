@@ -75,3 +75,29 @@ func TestSweepKeepsFileSizeFlat(t *testing.T) {
 		t.Errorf("store keeps growing under retention: sizes by day %v", sizes)
 	}
 }
+
+// Batches kept by a sweep (still scheduled, or finished after the cutoff)
+// at the head of the received-time index must not stop it: a full chunk of
+// them used to end the sweep before the old finished batches behind them.
+func TestSweepPassesKeptBatches(t *testing.T) {
+	s := openTest(t)
+	for i := range sweepChunk + 10 {
+		// Received first, scheduled 100 days ahead: kept.
+		if _, err := s.CreateBatch(NewBatch{Account: "demo", Name: fmt.Sprintf("s%d.txt", i), Sum: []byte(fmt.Sprint("s", i)),
+			Received: t0, Parsed: parsed(1, t0.Add(100*24*time.Hour), true), Validity: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := s.CreateBatch(NewBatch{Account: "demo", Name: "old.txt", Sum: []byte("old"), Received: t0.Add(time.Minute),
+		Parsed: &batch.Batch{Errors: []batch.Issue{{Msg: "x"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.Sweep(t0.Add(30 * 24 * time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0].ID != old.ID {
+		t.Fatalf("removed %d batches, want only the rejected batch %d behind %d kept ones", len(removed), old.ID, sweepChunk+10)
+	}
+}
