@@ -570,3 +570,37 @@ func TestDueRetriesPages(t *testing.T) {
 		t.Fatalf("skipping slow with an old entry = %v", got)
 	}
 }
+
+// A tick turns at most receiptSweepMax messages to "no" for want of a
+// receipt; the next ticks take the rest.
+func TestReceiptTimeoutInChunks(t *testing.T) {
+	s := openTest(t)
+	n := receiptSweepMax + 500
+	b, err := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(n, t0, false), Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []Key
+	var outs []Outcome
+	for i := range n {
+		k := Key{b.ID, 3 + i}
+		keys = append(keys, k)
+		outs = append(outs, Outcome{Key: k, PartIDs: []string{fmt.Sprint("p", i)}})
+	}
+	handOver(t, s, t0, keys...)
+	if _, err := s.Commit(&Tick{Now: t0, Outcomes: outs}); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []int{receiptSweepMax, n} {
+		if _, err := s.Commit(&Tick{Now: t0.Add(73 * time.Hour), ReceiptTimeout: 72 * time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		got, _ := s.Batch(b.ID)
+		if got.Count(batch.StatusNo) != want {
+			t.Fatalf("after tick %d: %d no, want %d", i+1, got.Count(batch.StatusNo), want)
+		}
+	}
+	if _, ok := s.NextReceiptCheck(); ok {
+		t.Error("receipt checks left after every message timed out")
+	}
+}

@@ -546,19 +546,31 @@ func (w *txWriter) cancel(id uint64) error {
 	return nil
 }
 
+// receiptSweepMax bounds the messages one tick turns to "no" for want of a
+// receipt. A million parts handed over at once without receipts would
+// otherwise time out in one transaction holding them all in memory; the
+// next ticks, due at once, take the rest.
+const receiptSweepMax = 1000
+
 func (w *txWriter) sweepReceipts(before time.Time) error {
-	c := w.tx.Bucket(bPending).Cursor()
+	pending := w.tx.Bucket(bPending)
+	c := pending.Cursor()
 	limit := timeKey(before, nil)
-	var keys []Key
-	for k, _ := c.First(); k != nil && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
-		keys = append(keys, keyFrom(k[8:]))
+	var raw [][]byte
+	for k, _ := c.First(); k != nil && len(raw) < receiptSweepMax && bytes.Compare(k[:8], limit) <= 0; k, _ = c.Next() {
+		raw = append(raw, append([]byte(nil), k...))
 	}
-	for _, k := range keys {
-		m, err := w.msg(k)
-		if err != nil {
-			if errors.Is(err, ErrNotFound) {
-				continue
+	for _, k := range raw {
+		m, err := w.msg(keyFrom(k[8:]))
+		if errors.Is(err, ErrNotFound) {
+			// An entry no message stands behind would come first in every
+			// tick from now on: it goes.
+			if err := pending.Delete(k); err != nil {
+				return err
 			}
+			continue
+		}
+		if err != nil {
 			return err
 		}
 		for i := range m.Parts {
@@ -570,6 +582,13 @@ func (w *txWriter) sweepReceipts(before time.Time) error {
 		}
 		if m.Status == batch.StatusOn { // no parts known
 			if err := w.setStatus(m, batch.StatusNo, batch.CodeReceiptTimeout); err != nil {
+				return err
+			}
+		}
+		if m.Status != batch.StatusOn {
+			// Leaving "on" deleted the message's entry; one left behind
+			// under another time would come first in every tick.
+			if err := pending.Delete(k); err != nil {
 				return err
 			}
 		}
