@@ -79,10 +79,9 @@ type Dispatcher struct {
 	events   chan eventReq
 	global   *rate.Limiter
 	accounts map[string]*rate.Limiter
-	accts    map[uint64]string // batch → account
 	// turn is the last account whose fresh messages a tick handed over.
 	turn   string
-	picked map[state.Key]*state.Message
+	picked map[state.Key]picked
 	// asleep is true while Run waits for something to do; tests use it to
 	// move a fake clock only once the loop is idle.
 	asleep atomic.Bool
@@ -120,8 +119,7 @@ func New(o Options) *Dispatcher {
 		cancels:  make(chan uint64, 64),
 		events:   make(chan eventReq),
 		accounts: map[string]*rate.Limiter{},
-		accts:    map[uint64]string{},
-		picked:   map[state.Key]*state.Message{},
+		picked:   map[state.Key]picked{},
 	}
 	d.global = newLimiter(o.Rate)
 	for a, r := range o.AccountRates {
@@ -430,15 +428,11 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 		if err != nil {
 			return -1, err
 		}
-		for _, m := range retries {
-			acct, err := d.account(m.Batch)
-			if err != nil {
-				return -1, err
-			}
-			if p.held[strings.ToLower(acct)] {
+		for _, r := range retries {
+			if p.held[strings.ToLower(r.Account)] {
 				continue // stays due: a later tick takes it
 			}
-			if !d.take(&p, acct, m) {
+			if !d.take(&p, r.Account, r.Message) {
 				if p.stopped {
 					return p.wait, nil
 				}
@@ -498,12 +492,14 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 	return p.wait, nil
 }
 
-const (
-	// freshPage is how many batches pick reads at a time.
-	freshPage = 16
-	// acctsCached bounds the batch → account cache of retries.
-	acctsCached = 4096
-)
+// freshPage is how many batches pick reads at a time.
+const freshPage = 16
+
+// picked is a message a tick offers for hand-over, and its account.
+type picked struct {
+	m       *state.Message
+	account string
+}
 
 // picking is one tick's pick in progress.
 type picking struct {
@@ -535,7 +531,7 @@ func (d *Dispatcher) take(p *picking, account string, m *state.Message) bool {
 	}
 	k := state.Key{Batch: m.Batch, Line: m.Line}
 	p.t.Handovers = append(p.t.Handovers, k)
-	d.picked[k] = m
+	d.picked[k] = picked{m: m, account: account}
 	return true
 }
 
@@ -598,21 +594,6 @@ func advance(b *state.Batch, cur int, t *state.Tick) {
 	}
 }
 
-func (d *Dispatcher) account(id uint64) (string, error) {
-	if a, ok := d.accts[id]; ok {
-		return a, nil
-	}
-	if len(d.accts) >= acctsCached {
-		clear(d.accts) // a cache of retried batches: it must not grow forever
-	}
-	b, err := d.o.Store.Batch(id)
-	if err != nil {
-		return "", err
-	}
-	d.accts[id] = b.Account
-	return b.Account, nil
-}
-
 // send hands the accepted messages over and turns the answers into outcomes,
 // stored by the next tick.
 func (d *Dispatcher) send(ctx context.Context, keys []state.Key, t *state.Tick) []state.Outcome {
@@ -620,15 +601,15 @@ func (d *Dispatcher) send(ctx context.Context, keys []state.Key, t *state.Tick) 
 	outs := make([]state.Outcome, 0, len(keys))
 	attempts := make([]int, 0, len(keys))
 	for _, k := range keys {
-		m, ok := d.picked[k]
+		pm, ok := d.picked[k]
 		if !ok {
 			// Cannot happen: the store accepts only what pick offered. The
 			// hand-over mark stays; recovery makes it "no", never re-sent.
 			d.o.Logger.Error("hand-over accepted but not picked", "batch", k.Batch, "line", k.Line)
 			continue
 		}
+		m, acct := pm.m, pm.account
 		attempts = append(attempts, m.Attempts)
-		acct, _ := d.account(k.Batch)
 		msgs = append(msgs, sender.Message{ID: m.ID(), Account: acct, Batch: m.Batch, Line: m.Line,
 			To: m.Number, From: d.o.SenderIDs[strings.ToLower(acct)], Text: m.Text, Encoding: m.Encoding, Segments: m.Segments})
 		outs = append(outs, state.Outcome{Key: k})

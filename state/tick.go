@@ -643,12 +643,17 @@ func (s *Store) PromoteDue(now time.Time) ([]*Batch, error) {
 }
 
 // firstTime returns the time prefix of the first key of a time-keyed
-// bucket: the earliest entry.
-func (s *Store) firstTime(bucket []byte) (time.Time, bool) {
+// bucket at or after from (the zero time: the earliest entry).
+func (s *Store) firstTime(bucket []byte, from time.Time) (time.Time, bool) {
 	var t time.Time
 	var ok bool
 	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucket).Cursor().First(); k != nil {
+		c := tx.Bucket(bucket).Cursor()
+		k, _ := c.First()
+		if !from.IsZero() {
+			k, _ = c.Seek(timeKey(from, nil))
+		}
+		if k != nil {
 			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
 		}
 		return nil
@@ -657,28 +662,15 @@ func (s *Store) firstTime(bucket []byte) (time.Time, bool) {
 }
 
 // NextDue returns the send time of the earliest scheduled batch.
-func (s *Store) NextDue() (time.Time, bool) { return s.firstTime(bDue) }
+func (s *Store) NextDue() (time.Time, bool) { return s.firstTime(bDue, time.Time{}) }
 
 // NextRetry returns the earliest retry time at or after from (the zero
 // time: the earliest of all).
-func (s *Store) NextRetry(from time.Time) (time.Time, bool) {
-	if from.IsZero() {
-		return s.firstTime(bRetry)
-	}
-	var t time.Time
-	var ok bool
-	_ = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bRetry).Cursor().Seek(timeKey(from, nil)); k != nil {
-			t, ok = time.Unix(0, int64(binary.BigEndian.Uint64(k))), true
-		}
-		return nil
-	})
-	return t, ok
-}
+func (s *Store) NextRetry(from time.Time) (time.Time, bool) { return s.firstTime(bRetry, from) }
 
 // NextReceiptCheck returns the earliest hand-over time still waiting for
 // receipts.
-func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPending) }
+func (s *Store) NextReceiptCheck() (time.Time, bool) { return s.firstTime(bPending, time.Time{}) }
 
 // BatchRef names a batch and its account.
 type BatchRef struct {
@@ -772,14 +764,20 @@ func (s *Store) ActiveBatches() ([]*Batch, error) {
 	return out, err
 }
 
+// Retry is a due retry and the account of its batch.
+type Retry struct {
+	*Message
+	Account string
+}
+
 // DueRetries returns up to max messages whose retry time is at or before
 // now, in that order, from the retry entry after after (nil: the first),
 // and the entry of the last one returned, to start the next page from.
 // Entries of accounts for which skip (if not nil) returns true are passed
 // over without decoding their message (entries written before they
 // recorded the account are always returned).
-func (s *Store) DueRetries(now time.Time, after []byte, max int, skip func(account string) bool) ([]*Message, []byte, error) {
-	var out []*Message
+func (s *Store) DueRetries(now time.Time, after []byte, max int, skip func(account string) bool) ([]Retry, []byte, error) {
+	var out []Retry
 	var last []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bRetry).Cursor()
@@ -795,14 +793,17 @@ func (s *Store) DueRetries(now time.Time, after []byte, max int, skip func(accou
 				continue
 			}
 			m, err := getMsg(tx, keyFrom(k[8:]))
-			if err != nil {
-				if errors.Is(err, ErrNotFound) {
+			if err == nil {
+				var b *Batch
+				if b, err = getBatch(tx, m.Batch); err == nil {
+					out = append(out, Retry{Message: m, Account: b.Account})
+					last = append(last[:0], k...)
 					continue
 				}
+			}
+			if !errors.Is(err, ErrNotFound) {
 				return err
 			}
-			out = append(out, m)
-			last = append(last[:0], k...)
 		}
 		return nil
 	})
