@@ -115,6 +115,15 @@ build_smsdrop() {
   log "building smsdrop ($SMSDROP_REV)"
   (cd "$src" && go build -o "$tmp/smsdrop" ./cmd/smsdrop) || die "go build failed"
   SMSDROP=$tmp/smsdrop
+  SMSDROP_SRC=$src
+}
+
+# build_smsdrop_nosync: after build_smsdrop, the same source built with
+# -tags smsdrop_nosync, which does not fsync uploads before their 226 (not
+# durable: for comparison only). Sets SMSDROP_NOSYNC.
+build_smsdrop_nosync() {
+  (cd "$SMSDROP_SRC" && go build -tags smsdrop_nosync -o "$tmp/smsdrop-nosync" ./cmd/smsdrop) || die "go build -tags smsdrop_nosync failed"
+  SMSDROP_NOSYNC=$tmp/smsdrop-nosync
 }
 
 # smsdrop_config FILE KEY=VALUE...: writes a throwaway configuration.

@@ -373,7 +373,7 @@ func (u *upload) Close() error {
 		u.err = u.publish()
 		published = u.err == nil
 	}
-	if published {
+	if published && syncUploads {
 		// Durable before the 226, its name included, with one fsync made
 		// after the rename: syncing the file then also makes its new name
 		// durable on Linux's file systems (ext4 without a journal writes
