@@ -127,9 +127,13 @@ func NewSim(opts SimOptions) (*Sim, error) {
 		if err := s.replay(opts.Outbox); err != nil {
 			return nil, err
 		}
-		f, err := os.OpenFile(opts.Outbox, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		f, err := os.OpenFile(opts.Outbox, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, fmt.Errorf("sim: open outbox: %w", err)
+		}
+		if err := s.cutTornLine(f); err != nil {
+			f.Close()
+			return nil, err
 		}
 		s.out = f
 	}
@@ -257,6 +261,48 @@ func (s *Sim) replay(path string) error {
 	if len(events) > 0 {
 		s.log.Info("sim: replaying receipts of messages handed over before the restart", "events", len(events))
 		s.enqueue(events)
+	}
+	return nil
+}
+
+// cutTornLine removes a last line without its newline: a kill -9 in the
+// middle of a write(2) leaves part of it (the kernel stops copying at a
+// page boundary), and the next line appended would be glued to it. Its
+// Send never returned, so those messages count as not handed over
+// (UNCONFIRMED), as the replay already treats them.
+func (s *Sim) cutTornLine(f *os.File) error {
+	fi, err := f.Stat()
+	if err != nil || fi.Size() == 0 {
+		return err
+	}
+	end := fi.Size()
+	buf := make([]byte, 4096)
+	for off := end; off > 0; {
+		n := min(int64(len(buf)), off)
+		off -= n
+		if _, err := f.ReadAt(buf[:n], off); err != nil {
+			return fmt.Errorf("sim: read outbox %s: %w", s.path, err)
+		}
+		i := bytes.LastIndexByte(buf[:n], '\n')
+		if i < 0 {
+			if off == 0 {
+				return s.cut(f, 0, end)
+			}
+			continue
+		}
+		if keep := off + int64(i) + 1; keep < end {
+			return s.cut(f, keep, end)
+		}
+		return nil
+	}
+	return nil
+}
+
+// cut truncates the outbox to keep bytes, dropping a torn line.
+func (s *Sim) cut(f *os.File, keep, end int64) error {
+	s.log.Warn("sim: outbox ended in a torn line (a stop during its write); removed it", "outbox", s.path, "bytes", end-keep)
+	if err := f.Truncate(keep); err != nil {
+		return fmt.Errorf("sim: cut torn line of outbox %s: %w", s.path, err)
 	}
 	return nil
 }

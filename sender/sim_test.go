@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -622,5 +623,55 @@ func waitTimers(t *testing.T, clk *clock.Fake) {
 			t.Fatal("Run never armed its timer")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A kill -9 during a write(2) can leave a torn last line in the outbox. It
+// is cut off at the next start, so the next line is not glued to it and
+// every line stays one JSON object.
+func TestSimCutsTornOutboxLine(t *testing.T) {
+	full := `{"id":"1-1","account":"demo","batch":1,"line":1,"to":"+447700900001","from":"","text":"hi","encoding":"gsm","segments":1,"at":"2026-11-23T10:00:00Z"}` + "\n"
+	torn := `{"id":"1-2","account":"demo","batch":1,"line":2,"to":"+4477009`
+	long := strings.Repeat(full, 200) // the torn line's start is more than a read back
+	for _, tc := range []struct {
+		name, before, kept string
+	}{
+		{"empty", "", ""},
+		{"whole lines", full + full, full + full},
+		{"torn last line", full + torn, full},
+		{"only a torn line", torn, ""},
+		{"torn line after many", long + torn, long},
+		{"torn line longer than a read", full + strings.Repeat("x", 10000), full},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			outbox := filepath.Join(t.TempDir(), "outbox.jsonl")
+			if err := os.WriteFile(outbox, []byte(tc.before), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			clk := clock.NewFake(simT0)
+			s, err := NewSim(SimOptions{Clock: clk, Outbox: outbox})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := s.Send(context.Background(), []Message{msg("2-1", "+447700900002", 1)}); r[0].Err != nil {
+				t.Fatal(r[0].Err)
+			}
+			s.Close()
+			data, err := os.ReadFile(outbox)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(string(data), tc.kept) {
+				t.Fatalf("outbox does not start with the whole lines kept:\n%q", data)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data[len(tc.kept):]), "\n"), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("after the kept lines: %q, want the new line alone", lines)
+			}
+			var ln map[string]any
+			if err := json.Unmarshal([]byte(lines[0]), &ln); err != nil || ln["id"] != "2-1" {
+				t.Fatalf("new line %q: %v (id %v)", lines[0], err, ln["id"])
+			}
+		})
 	}
 }
