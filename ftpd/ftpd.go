@@ -263,7 +263,7 @@ func newAccount(a Account) (*account, error) {
 			return nil, fmt.Errorf("invalid network %v", p)
 		}
 	}
-	base := afero.NewBasePathFs(afero.NewOsFs(), a.Dir)
+	base := afero.NewBasePathFs(diskFs(), a.Dir)
 	lstat, ok := base.(afero.Lstater)
 	if !ok {
 		return nil, errors.New("afero.BasePathFs cannot Lstat, symlinks could not be refused")

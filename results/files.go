@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -43,6 +42,20 @@ type atomicFiles struct {
 	spares map[string][]string // directory → spare files in it
 	seq    uint64
 	bw     *bufio.Writer
+	out    countingWriter
+}
+
+// countingWriter counts what reaches the file, so a reused spare is cut to
+// the new version's length without asking the file for its offset.
+type countingWriter struct {
+	f *os.File
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.f.Write(p)
+	c.n += int64(n)
+	return n, err
 }
 
 func newAtomicFiles() *atomicFiles {
@@ -50,13 +63,16 @@ func newAtomicFiles() *atomicFiles {
 }
 
 // write writes dir/name atomically. sync asks for an fsync before the
-// rename (files that are not rendered again after a restart).
-func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer) error) error {
+// rename (files that are not rendered again after a restart). fresh says
+// that name most likely does not exist yet (the batch's first write since
+// the start): the rename then does not try an exchange first, which fails.
+func (a *atomicFiles) write(dir, name string, sync, fresh bool, fill func(*bufio.Writer) error) error {
 	f, tmp, reused, err := a.open(dir)
 	if err != nil {
 		return fmt.Errorf("create %s: %w", name, err)
 	}
-	a.bw.Reset(f)
+	a.out = countingWriter{f: f}
+	a.bw.Reset(&a.out)
 	err = fill(a.bw)
 	if err == nil {
 		err = a.bw.Flush()
@@ -64,11 +80,9 @@ func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer
 	a.bw.Reset(nil)
 	if err == nil && reused {
 		// A reused spare still holds its old version past the new end.
-		var end int64
-		if end, err = f.Seek(0, io.SeekCurrent); err == nil {
-			err = f.Truncate(end)
-		}
+		err = f.Truncate(a.out.n)
 	}
+	a.out = countingWriter{}
 	if err == nil && sync {
 		err = f.Sync()
 	}
@@ -77,7 +91,7 @@ func (a *atomicFiles) write(dir, name string, sync bool, fill func(*bufio.Writer
 	}
 	if err == nil {
 		var swapped bool
-		if swapped, err = replace(tmp, filepath.Join(dir, name)); err == nil {
+		if swapped, err = replace(tmp, filepath.Join(dir, name), fresh); err == nil {
 			if swapped {
 				a.park(dir, tmp)
 			}
@@ -105,17 +119,11 @@ func (a *atomicFiles) open(dir string) (f *os.File, p string, reused bool, err e
 	for {
 		a.seq++
 		p := filepath.Join(dir, sparePrefix+strconv.FormatInt(time.Now().UnixNano(), 36)+"-"+strconv.FormatUint(a.seq, 36)+spareSuffix)
-		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := create(p)
 		if errors.Is(err, fs.ErrExist) {
 			continue
 		}
 		if err != nil {
-			return nil, "", false, err
-		}
-		// The umask must not make result files unreadable to the account.
-		if err := f.Chmod(0o644); err != nil {
-			f.Close()
-			os.Remove(p)
 			return nil, "", false, err
 		}
 		return f, p, false, nil

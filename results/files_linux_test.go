@@ -15,12 +15,42 @@ import (
 
 func writeString(t *testing.T, a *atomicFiles, dir, name, body string) {
 	t.Helper()
-	err := a.write(dir, name, false, func(bw *bufio.Writer) error {
+	writeFresh(t, a, dir, name, body, false)
+}
+
+func writeFresh(t *testing.T, a *atomicFiles, dir, name, body string, fresh bool) {
+	t.Helper()
+	err := a.write(dir, name, false, fresh, func(bw *bufio.Writer) error {
 		_, err := bw.WriteString(body)
 		return err
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A write told that its target is new renames without trying an exchange
+// first. Should the target exist after all (written before a restart), it
+// is still replaced whole, and its old version is not kept as a spare.
+func TestFreshWrite(t *testing.T) {
+	dir := t.TempDir()
+	a := newAtomicFiles()
+	p := filepath.Join(dir, "sms.txt.report")
+	writeFresh(t, a, dir, "sms.txt.report", "version 1\n", true)
+	if b, _ := os.ReadFile(p); string(b) != "version 1\n" {
+		t.Fatalf("content %q, want version 1", b)
+	}
+	writeFresh(t, a, dir, "sms.txt.report", "v2\n", true)
+	if b, _ := os.ReadFile(p); string(b) != "v2\n" {
+		t.Fatalf("content %q, want v2", b)
+	}
+	if h := hidden(t, dir); len(h) != 0 {
+		t.Fatalf("hidden files = %v, want none: a plain rename leaves no spare", h)
+	}
+	// The next version exchanges, and v2's inode becomes the spare.
+	writeString(t, a, dir, "sms.txt.report", "v3\n")
+	if h := hidden(t, dir); len(h) != 1 {
+		t.Fatalf("hidden files = %v, want v2's inode as the spare", h)
 	}
 }
 

@@ -266,6 +266,12 @@ func (w *Writer) WriteBatch(id uint64) (bool, error) {
 func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
+	// Not written since the start, unless it was in a final state then:
+	// its files most likely do not exist yet.
+	w.mu.Lock()
+	_, written := w.next[id]
+	w.mu.Unlock()
+	fresh := !written
 	err = w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
 		a, ok := w.accounts[strings.ToLower(b.Account)]
 		if !ok {
@@ -286,7 +292,7 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 		// The CSV goes first: once a client sees the report's new state,
 		// the CSV it downloads is at least as new.
 		if b.State != state.Rejected && b.State != state.Duplicate {
-			err := w.files.write(dir, base+".csv", false, func(bw *bufio.Writer) error {
+			err := w.files.write(dir, base+".csv", false, fresh, func(bw *bufio.Writer) error {
 				cw := csv.NewWriter(bw)
 				cw.UseCRLF = true
 				if err := cw.Write(batch.CSVHeader); err != nil {
@@ -312,7 +318,7 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 			}
 		}
 		rep := report(b, a.Location)
-		err := w.files.write(dir, base+".report", false, func(bw *bufio.Writer) error {
+		err := w.files.write(dir, base+".report", false, fresh, func(bw *bufio.Writer) error {
 			_, err := rep.WriteTo(bw)
 			return err
 		})
@@ -469,7 +475,7 @@ func (w *Writer) WriteReplies(account string, now time.Time) error {
 			continue
 		}
 		name := day.Format("2006-01-02") + ".csv"
-		err = w.files.write(filepath.Join(a.Dir, "replies"), name, true, func(bw *bufio.Writer) error {
+		err = w.files.write(filepath.Join(a.Dir, "replies"), name, true, false, func(bw *bufio.Writer) error {
 			cw := csv.NewWriter(bw)
 			cw.UseCRLF = true
 			_ = cw.Write([]string{"received", "from", "batch", "line", "message_id", "text"})
