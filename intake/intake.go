@@ -413,6 +413,16 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 		arch := filepath.Join(a.Dir, "archive", b.FileName())
 		_, errS := os.Lstat(sched)
 		_, errA := os.Lstat(arch)
+		if errS != nil && errA != nil {
+			back, err := in.moveBack(a, b)
+			if err != nil {
+				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
+			}
+			if back {
+				_, errS = os.Lstat(sched)
+				_, errA = os.Lstat(arch)
+			}
+		}
 		switch {
 		case b.State == state.Sending && errS == nil && errA != nil:
 			if err := os.Rename(sched, arch); err != nil {
@@ -425,6 +435,31 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 		}
 	}
 	return cancel, nil
+}
+
+// moveBack handles a file found back in the inbox while the store says it
+// was moved: a power cut lost the rename (nothing syncs the folders; the
+// store's commit does not make a rename durable) and kept the record of it.
+// A user did not delete it, so the batch is not cancelled: when the inbox
+// holds a file of that name with the batch's bytes, it is moved again.
+func (in *Intake) moveBack(a *Account, b *state.Batch) (bool, error) {
+	p := filepath.Join(a.Dir, b.Name)
+	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false, nil // not there (or not a file we would read)
+	}
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	f.Close()
+	if err != nil || fmt.Sprintf("%x", h.Sum(nil)) != b.Hash {
+		return false, nil
+	}
+	if err := os.Rename(p, filepath.Join(a.Dir, b.Folder, b.FileName())); err != nil {
+		return false, err
+	}
+	in.o.Logger.Warn("file found back in the inbox after a stop (its move was lost); moved again, not processed twice",
+		"account", a.Login, "file", b.Name, "batch", b.ID)
+	return true, nil
 }
 
 // FileRemoved is told that rel ("scheduled/12_sms.txt", "archive/12_sms.txt")

@@ -202,3 +202,59 @@ func TestMovedButNotRecorded(t *testing.T) {
 		}
 	}
 }
+
+// A power cut can lose the rename out of the inbox while the store kept
+// the record of the move (its commit does not make the rename durable).
+// The file is then back in the inbox: Reconcile moves it again instead of
+// cancelling the batch as if the user had deleted it, and it is not
+// processed a second time.
+func TestMoveLostInAPowerCut(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		body   string // what the inbox holds after the cut; "" nothing
+		cancel bool
+	}{
+		{"the same bytes back in the inbox", drop, false},
+		{"other bytes under that name", drop + "#-447123450002\n", true},
+		{"nothing there", "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.write(t, "a.txt", drop)
+			if err := f.in.Process("demo", "a.txt"); err != nil {
+				t.Fatal(err)
+			}
+			b := f.got[0]
+			if got, _ := f.store.Batch(b.ID); !got.Moved || got.State != state.Sending {
+				t.Fatalf("batch %+v, want sending and its move recorded", got)
+			}
+			// The cut: the file is gone from archive/, back under its name.
+			arch := filepath.Join(f.dir, "archive", b.FileName())
+			if err := os.Remove(arch); err != nil {
+				t.Fatal(err)
+			}
+			if tc.body != "" {
+				f.write(t, "a.txt", tc.body)
+			}
+			cancels, err := f.in.Reconcile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(cancels) == 1 && cancels[0] == b.ID; got != tc.cancel {
+				t.Fatalf("cancels %v, want batch %d cancelled: %v", cancels, b.ID, tc.cancel)
+			}
+			_, err = os.Stat(arch)
+			if moved := err == nil; moved == tc.cancel {
+				t.Fatalf("file in archive/: %v, want %v", moved, !tc.cancel)
+			}
+			if !tc.cancel {
+				if err := f.in.Process("demo", "a.txt"); err != nil {
+					t.Fatal(err)
+				}
+				if len(f.got) != 1 {
+					t.Fatalf("processed again: %+v", f.got[1:])
+				}
+			}
+		})
+	}
+}
