@@ -388,6 +388,11 @@ func (in *Intake) Start(b *state.Batch) error {
 // crash interrupted and returns the batches whose file the user deleted
 // while smsdrop was down, which must be cancelled.
 func (in *Intake) Reconcile() ([]uint64, error) {
+	for _, a := range in.accounts {
+		if err := in.lostMoves(a); err != nil {
+			return nil, fmt.Errorf("reconcile: %w", err)
+		}
+	}
 	bs, err := in.o.Store.BatchesWhere(func(b *state.Batch) bool {
 		return b.State == state.Scheduled || b.State == state.Sending
 	})
@@ -413,16 +418,6 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 		arch := filepath.Join(a.Dir, "archive", b.FileName())
 		_, errS := os.Lstat(sched)
 		_, errA := os.Lstat(arch)
-		if errS != nil && errA != nil {
-			back, err := in.moveBack(a, b)
-			if err != nil {
-				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
-			}
-			if back {
-				_, errS = os.Lstat(sched)
-				_, errA = os.Lstat(arch)
-			}
-		}
 		switch {
 		case b.State == state.Sending && errS == nil && errA != nil:
 			if err := os.Rename(sched, arch); err != nil {
@@ -437,29 +432,71 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 	return cancel, nil
 }
 
-// moveBack handles a file found back in the inbox while the store says it
-// was moved: a power cut lost the rename (nothing syncs the folders; the
-// store's commit does not make a rename durable) and kept the record of it.
-// A user did not delete it, so the batch is not cancelled: when the inbox
-// holds a file of that name with the batch's bytes, it is moved again.
-func (in *Intake) moveBack(a *Account, b *state.Batch) (bool, error) {
-	p := filepath.Join(a.Dir, b.Name)
+// lostMoves puts back the files a power cut returned to a's inbox. Nothing
+// syncs the folders, and the store's commit does not make the rename out
+// of the inbox durable: a cut can keep the record of a move and lose the
+// move. The file is then in the inbox again, under its name, and in none
+// of the folders. Taken for a new upload it would be sent again (without a
+// dedupe window) or reported as a duplicate, and its batch, its file
+// missing, cancelled as if the user had deleted it. Only start-up can find
+// such files: while smsdrop runs, a file in the inbox is a new upload.
+func (in *Intake) lostMoves(a *Account) error {
+	ents, err := os.ReadDir(a.Dir)
+	if err != nil {
+		return fmt.Errorf("read inbox of %s: %w", a.Login, err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.Type().IsRegular() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		id := in.o.Store.Latest(a.Login, name)
+		if id == 0 {
+			continue // never stored under this name: not hashed
+		}
+		b, err := in.o.Store.Batch(id)
+		if err != nil || !b.Moved || b.State == state.Cancelled {
+			continue // a cancelled batch's file is gone for good
+		}
+		if in.inFolder(a, b) || !sameBytes(filepath.Join(a.Dir, name), b.Hash) {
+			continue // a new upload
+		}
+		dst := b.Folder
+		if dst == "scheduled" && b.State != state.Scheduled {
+			dst = "archive" // started: Start moved it there
+		}
+		if err := os.Rename(filepath.Join(a.Dir, name), filepath.Join(a.Dir, dst, b.FileName())); err != nil {
+			return fmt.Errorf("move %s back to %s/: %w", name, dst, err)
+		}
+		in.o.Logger.Warn("file found back in the inbox after a stop (its move was lost); moved again, not processed twice",
+			"account", a.Login, "file", name, "batch", b.ID, "folder", dst)
+	}
+	return nil
+}
+
+// inFolder reports whether batch b's file is in any folder a batch file
+// goes to.
+func (in *Intake) inFolder(a *Account, b *state.Batch) bool {
+	for _, f := range []string{"scheduled", "archive", "rejected"} {
+		if _, err := os.Lstat(filepath.Join(a.Dir, f, b.FileName())); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// sameBytes reports whether the file at p has the SHA-256 hash (hex) sum.
+func sameBytes(p, sum string) bool {
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return false, nil // not there (or not a file we would read)
+		return false
 	}
+	defer f.Close()
 	h := sha256.New()
-	_, err = io.Copy(h, f)
-	f.Close()
-	if err != nil || fmt.Sprintf("%x", h.Sum(nil)) != b.Hash {
-		return false, nil
+	if _, err := io.Copy(h, f); err != nil {
+		return false
 	}
-	if err := os.Rename(p, filepath.Join(a.Dir, b.Folder, b.FileName())); err != nil {
-		return false, err
-	}
-	in.o.Logger.Warn("file found back in the inbox after a stop (its move was lost); moved again, not processed twice",
-		"account", a.Login, "file", b.Name, "batch", b.ID)
-	return true, nil
+	return fmt.Sprintf("%x", h.Sum(nil)) == sum
 }
 
 // FileRemoved is told that rel ("scheduled/12_sms.txt", "archive/12_sms.txt")

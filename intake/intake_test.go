@@ -205,36 +205,49 @@ func TestMovedButNotRecorded(t *testing.T) {
 
 // A power cut can lose the rename out of the inbox while the store kept
 // the record of the move (its commit does not make the rename durable).
-// The file is then back in the inbox: Reconcile moves it again instead of
-// cancelling the batch as if the user had deleted it, and it is not
-// processed a second time.
+// The file is then back in the inbox: start-up (Reconcile) moves it again,
+// instead of cancelling its batch as if the user had deleted it, and it is
+// not processed a second time.
 func TestMoveLostInAPowerCut(t *testing.T) {
+	const (
+		allKO   = "U-DEMO\nT-hello\n#-not a number\n" // done at once: nothing to send
+		garbage = "garbage\n"                         // rejected
+	)
 	for _, tc := range []struct {
-		name   string
-		body   string // what the inbox holds after the cut; "" nothing
-		cancel bool
+		name      string
+		upload    string // the file first processed
+		back      string // what the inbox holds after the cut; "" nothing
+		keep      bool   // the moved file is still in its folder too
+		folder    string // where the first file went
+		cancel    bool   // its batch is cancelled
+		movedBack bool
 	}{
-		{"the same bytes back in the inbox", drop, false},
-		{"other bytes under that name", drop + "#-447123450002\n", true},
-		{"nothing there", "", true},
+		{"sending, the same bytes back", drop, drop, false, "archive", false, true},
+		{"done, the same bytes back", allKO, allKO, false, "archive", false, true},
+		{"rejected, the same bytes back", garbage, garbage, false, "rejected", false, true},
+		{"sending, other bytes under that name", drop, drop + "#-447123450002\n", false, "archive", true, false},
+		{"sending, nothing there", drop, "", false, "archive", true, false},
+		{"the move kept, the same bytes uploaded again", drop, drop, true, "archive", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
-			f.write(t, "a.txt", drop)
+			f.write(t, "a.txt", tc.upload)
 			if err := f.in.Process("demo", "a.txt"); err != nil {
 				t.Fatal(err)
 			}
 			b := f.got[0]
-			if got, _ := f.store.Batch(b.ID); !got.Moved || got.State != state.Sending {
-				t.Fatalf("batch %+v, want sending and its move recorded", got)
+			if got, _ := f.store.Batch(b.ID); !got.Moved || got.Folder != tc.folder {
+				t.Fatalf("batch %+v, want its move to %s/ recorded", got, tc.folder)
 			}
-			// The cut: the file is gone from archive/, back under its name.
-			arch := filepath.Join(f.dir, "archive", b.FileName())
-			if err := os.Remove(arch); err != nil {
-				t.Fatal(err)
+			// The cut: the file is gone from its folder, back under its name.
+			moved := filepath.Join(f.dir, tc.folder, b.FileName())
+			if !tc.keep {
+				if err := os.Remove(moved); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if tc.body != "" {
-				f.write(t, "a.txt", tc.body)
+			if tc.back != "" {
+				f.write(t, "a.txt", tc.back)
 			}
 			cancels, err := f.in.Reconcile()
 			if err != nil {
@@ -243,17 +256,20 @@ func TestMoveLostInAPowerCut(t *testing.T) {
 			if got := len(cancels) == 1 && cancels[0] == b.ID; got != tc.cancel {
 				t.Fatalf("cancels %v, want batch %d cancelled: %v", cancels, b.ID, tc.cancel)
 			}
-			_, err = os.Stat(arch)
-			if moved := err == nil; moved == tc.cancel {
-				t.Fatalf("file in archive/: %v, want %v", moved, !tc.cancel)
+			_, err = os.Lstat(filepath.Join(f.dir, "a.txt"))
+			if inInbox, want := err == nil, tc.back != "" && !tc.movedBack; inInbox != want {
+				t.Fatalf("file in the inbox: %v, want %v", inInbox, want)
 			}
-			if !tc.cancel {
-				if err := f.in.Process("demo", "a.txt"); err != nil {
-					t.Fatal(err)
+			if tc.movedBack {
+				if _, err := os.Lstat(moved); err != nil {
+					t.Fatalf("not moved back to %s/: %v", tc.folder, err)
 				}
-				if len(f.got) != 1 {
-					t.Fatalf("processed again: %+v", f.got[1:])
-				}
+			}
+			if err := f.in.Process("demo", "a.txt"); err != nil {
+				t.Fatal(err)
+			}
+			if processed := len(f.got) > 1; processed != (tc.back != "" && !tc.movedBack) {
+				t.Fatalf("processed again: %+v", f.got[1:])
 			}
 		})
 	}
