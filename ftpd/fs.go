@@ -300,7 +300,10 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 	if from == to {
 		return nil
 	}
-	if err := d.fs.Rename(from, to); err != nil {
+	unlock := d.lockInboxName(to)
+	err = d.fs.Rename(from, to)
+	unlock()
+	if err != nil {
 		return d.fail("rename", from, err)
 	}
 	d.acct.removed(replaced)
@@ -322,6 +325,15 @@ func (d *clientDriver) replaceable(op, p string) (int64, error) {
 		return 0, d.refuse(op, p, nameError("a folder or special file has this name"))
 	}
 	return fi.Size(), nil
+}
+
+// lockInboxName takes Config.LockInboxName for slash path p when p is in
+// the inbox, the top folder.
+func (d *clientDriver) lockInboxName(p string) (unlock func()) {
+	if d.s.cfg.LockInboxName == nil || path.Dir(p) != "/" {
+		return func() {}
+	}
+	return d.s.cfg.LockInboxName(d.acct.Login, p[1:])
 }
 
 func (d *clientDriver) notifyUpload(name string) {

@@ -94,6 +94,12 @@ type Config struct {
 	// applies its own ignore rules. It must not block long: the client's
 	// "226" reply waits for it. May be nil.
 	OnUpload func(login, name string)
+	// LockInboxName, when set, is held while an upload or a rename puts a
+	// file under name in login's inbox, replacing any file there: the
+	// gateway moves processed files out of the inbox under the same lock,
+	// so that it never moves a file that replaced the one it processed.
+	// It returns the unlock function.
+	LockInboxName func(login, name string) (unlock func())
 	// OnDelete is called after a successful DELE with the login and the
 	// slash path relative to the account root (e.g. "scheduled/12_sms.txt"),
 	// so the gateway can cancel. May be nil.

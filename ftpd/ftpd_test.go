@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jlaffaye/ftp"
@@ -715,5 +716,51 @@ func TestQuota(t *testing.T) {
 	}
 	if err := c.NoOp(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An upload or a rename that puts a file under an inbox name holds
+// LockInboxName while it does: the gateway moves processed files under the
+// same lock, and must never move a newer upload for the file it read. A
+// rename out of the inbox or into a sub-folder's name takes no lock.
+func TestInboxNameLockedWhileReplaced(t *testing.T) {
+	var mu sync.Mutex
+	var held []string
+	locked := map[string]bool{}
+	e := startEnv(t, func(c *Config) {
+		c.LockInboxName = func(login, name string) func() {
+			mu.Lock()
+			defer mu.Unlock()
+			locked[name] = true
+			held = append(held, login+"/"+name)
+			return func() {
+				mu.Lock()
+				defer mu.Unlock()
+				locked[name] = false
+			}
+		}
+		c.OnUpload = func(login, name string) {
+			mu.Lock()
+			defer mu.Unlock()
+			if locked[name] {
+				t.Errorf("%s still locked when the upload is announced", name)
+			}
+		}
+	})
+	c := e.login(userA, passA)
+	if err := c.Stor("sms.txt", strings.NewReader("one")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stor("sms.txt", strings.NewReader("two")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rename("sms.txt", "other.txt"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{userA + "/sms.txt", userA + "/sms.txt", userA + "/other.txt"}
+	if !slices.Equal(held, want) {
+		t.Errorf("locks taken %v, want %v", held, want)
 	}
 }

@@ -416,7 +416,10 @@ func (u *upload) publish() error {
 	if err != nil {
 		return err
 	}
-	if err := u.d.fs.Rename(u.temp, u.p); err != nil {
+	unlock := u.d.lockInboxName(u.p)
+	err = u.d.fs.Rename(u.temp, u.p)
+	unlock()
+	if err != nil {
 		return u.d.fail("stor", u.p, err)
 	}
 	u.d.acct.commit(u.written, replaced)

@@ -10,6 +10,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -76,6 +77,11 @@ type Intake struct {
 	// done (it is then gone, or changed), never processed by two workers at
 	// once.
 	jobs map[job]jobState
+	// names are the locks LockName hands out, striped by name.
+	names [64]sync.Mutex
+	// testHookStored, when set, runs after a batch is stored and before
+	// its file is moved.
+	testHookStored func(name string)
 }
 
 type jobState int
@@ -282,7 +288,7 @@ func (in *Intake) process(login, name string) error {
 	}
 	sum := sha256.Sum256(buf.Bytes())
 
-	if done, err := in.recover(a, name, sum[:]); done || err != nil {
+	if done, err := in.recover(a, name, sum[:], fi, buf.Bytes()); done || err != nil {
 		return err
 	}
 
@@ -308,7 +314,10 @@ func (in *Intake) process(login, name string) error {
 		return err
 	}
 	f.Close()
-	if err := in.move(a, name, b); err != nil {
+	if in.testHookStored != nil {
+		in.testHookStored(name)
+	}
+	if err := in.move(a, name, b, fi, buf.Bytes()); err != nil {
 		return err
 	}
 	if in.o.OnStored != nil {
@@ -322,7 +331,7 @@ func (in *Intake) process(login, name string) error {
 
 // recover handles a file whose batch was stored before a crash that came
 // before the file's move: it is moved, not processed again (SPEC §9).
-func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
+func (in *Intake) recover(a *Account, name string, sum []byte, read os.FileInfo, data []byte) (bool, error) {
 	b, err := in.o.Store.InboxBatch(a.Login, name)
 	if err != nil || b == nil {
 		return false, err
@@ -334,7 +343,7 @@ func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
 		return false, in.o.Store.MarkMoved(b.ID)
 	}
 	if b.Hash == fmt.Sprintf("%x", sum) {
-		if err := in.move(a, name, b); err != nil {
+		if err := in.move(a, name, b, read, data); err != nil {
 			return true, err
 		}
 		in.o.Logger.Info("file stored before a restart moved, not processed again", "account", a.Login, "file", name, "batch", b.ID)
@@ -346,13 +355,72 @@ func (in *Intake) recover(a *Account, name string, sum []byte) (bool, error) {
 	return false, nil
 }
 
-func (in *Intake) move(a *Account, name string, b *state.Batch) error {
+// move puts batch b's file, inbox file name as read (its file info and
+// bytes), in b's folder. When name is another file by now (an upload under
+// the same name replaced it while the batch was stored) or gone, the bytes
+// read are written there instead, and the new file stays for its own turn.
+// LockName keeps the FTP server from replacing name between the check and
+// the rename.
+func (in *Intake) move(a *Account, name string, b *state.Batch, read os.FileInfo, data []byte) error {
 	dst := filepath.Join(a.Dir, b.Folder, b.FileName())
-	if err := os.Rename(filepath.Join(a.Dir, name), dst); err != nil {
-		return fmt.Errorf("move %s to %s/: %w", name, b.Folder, err)
+	src := filepath.Join(a.Dir, name)
+	unlock := in.LockName(a.Login, name)
+	cur, err := os.Lstat(src)
+	if err == nil && os.SameFile(cur, read) {
+		err = os.Rename(src, dst)
+		unlock()
+		if err != nil {
+			return fmt.Errorf("move %s to %s/: %w", name, b.Folder, err)
+		}
+		in.o.Store.MarkMovedLater(b.ID)
+		return nil
 	}
+	unlock()
+	if err := writeSynced(dst, data); err != nil {
+		return fmt.Errorf("keep %s in %s/: %w", name, b.Folder, err)
+	}
+	in.o.Logger.Warn("file replaced or deleted in the inbox while it was stored: its bytes kept in its folder, a new file under that name is processed on its own",
+		"account", a.Login, "file", name, "batch", b.ID)
 	in.o.Store.MarkMovedLater(b.ID)
 	return nil
+}
+
+// writeSynced writes data to the new file p, durably, through a hidden
+// name so that a crash never leaves part of it under p.
+func writeSynced(p string, data []byte) error {
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|syscall.O_NOFOLLOW, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, p)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
+}
+
+// LockName holds off the moves of account login's inbox file name until
+// unlock is called. The FTP server holds it while it renames a file over
+// name (Config.LockInboxName), so that a move never takes a newer upload
+// for the file the intake read.
+func (in *Intake) LockName(login, name string) (unlock func()) {
+	h := fnv.New32a()
+	h.Write([]byte(strings.ToLower(login)))
+	h.Write([]byte{0})
+	h.Write([]byte(name))
+	mu := &in.names[h.Sum32()%uint32(len(in.names))]
+	mu.Lock()
+	return mu.Unlock
 }
 
 // Path is where batch b's file is now on disk.

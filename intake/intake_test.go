@@ -274,3 +274,71 @@ func TestMoveLostInAPowerCut(t *testing.T) {
 		})
 	}
 }
+
+// An upload can replace an inbox file, or a client delete it, while the
+// intake stores the batch it read from it. The move must not take the new
+// file for the old one: the bytes read go to the batch's folder, and the
+// new file is processed on its own. Before, the new upload was moved under
+// the old batch's name and never processed: acknowledged, never sent.
+func TestInboxFileChangedWhileStored(t *testing.T) {
+	const second = "U-DEMO\nT-second file\n#-447123450002\n"
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, f *fixture)
+		want   int // batches in the end
+	}{
+		{"replaced by an upload", func(t *testing.T, f *fixture) {
+			tmp := filepath.Join(f.dir, ".a.txt.upload")
+			if err := os.WriteFile(tmp, []byte(second), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			unlock := f.in.LockName("DEMO", "a.txt") // as the FTP server does
+			defer unlock()
+			if err := os.Rename(tmp, filepath.Join(f.dir, "a.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, 2},
+		{"deleted", func(t *testing.T, f *fixture) {
+			if err := os.Remove(filepath.Join(f.dir, "a.txt")); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"unchanged", func(*testing.T, *fixture) {}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.write(t, "a.txt", drop)
+			f.in.testHookStored = func(string) {
+				f.in.testHookStored = nil
+				tc.change(t, f)
+			}
+			if err := f.in.Process("demo", "a.txt"); err != nil {
+				t.Fatal(err)
+			}
+			first := f.got[0]
+			kept, err := os.ReadFile(filepath.Join(f.dir, "archive", first.FileName()))
+			if err != nil || string(kept) != drop {
+				t.Fatalf("archive/%s = %q (%v), want the bytes of the first file", first.FileName(), kept, err)
+			}
+			if got, _ := f.store.Batch(first.ID); !got.Moved {
+				t.Error("the move is not recorded")
+			}
+			// The FTP server's Submit queues the name again after the upload.
+			if err := f.in.Process("demo", "a.txt"); err != nil {
+				t.Fatal(err)
+			}
+			if len(f.got) != tc.want {
+				t.Fatalf("%d batches, want %d: %+v", len(f.got), tc.want, f.got)
+			}
+			if tc.want == 2 {
+				kept, err := os.ReadFile(filepath.Join(f.dir, "archive", f.got[1].FileName()))
+				if err != nil || string(kept) != second {
+					t.Fatalf("the second upload's archive/%s = %q (%v)", f.got[1].FileName(), kept, err)
+				}
+			}
+			if ents, _ := os.ReadDir(filepath.Join(f.dir, "archive")); len(ents) != tc.want {
+				t.Errorf("archive/ holds %d files, want %d (no temporary file left)", len(ents), tc.want)
+			}
+		})
+	}
+}
