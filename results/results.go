@@ -72,7 +72,7 @@ type Writer struct {
 	// durable are batches whose final files are written but not yet
 	// flushed to disk: one file-system sync every durableEvery covers them
 	// all, instead of two fsyncs and a store transaction per batch.
-	durable  []uint64
+	durable  []state.Rendered
 	lastSync time.Time
 	// writeMu orders every write of result files; files is used under it.
 	writeMu sync.Mutex
@@ -272,12 +272,13 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 	_, written := w.next[id]
 	w.mu.Unlock()
 	fresh := !written
+	var rev uint64
 	err = w.o.Store.BatchWithMessages(id, func(b *state.Batch, latest uint64, next func() (*state.Message, error)) error {
 		a, ok := w.accounts[strings.ToLower(b.Account)]
 		if !ok {
 			return fmt.Errorf("unknown account %q", b.Account)
 		}
-		final, rows = b.State.Final(), b.Recipients
+		final, rows, rev = b.State.Final(), b.Recipients, b.ResultsRev
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
 		switch {
@@ -335,7 +336,7 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 	}
 	if final {
 		w.mu.Lock()
-		w.durable = append(w.durable, id)
+		w.durable = append(w.durable, state.Rendered{ID: id, Rev: rev})
 		w.mu.Unlock()
 	}
 	return final, rows, nil
@@ -346,11 +347,11 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 // crash before that renders them again: nothing is lost.
 func (w *Writer) makeDurable(now time.Time) error {
 	w.mu.Lock()
-	ids := w.durable
+	rs := w.durable
 	w.durable = nil
 	w.mu.Unlock()
 	w.lastSync = now
-	if len(ids) == 0 {
+	if len(rs) == 0 {
 		return nil
 	}
 	dirs := make([]string, 0, len(w.accounts))
@@ -359,11 +360,11 @@ func (w *Writer) makeDurable(now time.Time) error {
 	}
 	if err := syncFileSystems(dirs); err != nil {
 		w.mu.Lock()
-		w.durable = append(w.durable, ids...)
+		w.durable = append(w.durable, rs...)
 		w.mu.Unlock()
 		return err
 	}
-	return w.o.Store.MarkResultsFinal(ids...)
+	return w.o.Store.MarkResultsFinal(rs...)
 }
 
 // supersede keeps the results of an older batch that used the same file

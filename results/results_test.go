@@ -304,3 +304,76 @@ func TestReplyFilesPaced(t *testing.T) {
 		t.Fatalf("the report counts 3 replies, the reply file shows %d", n)
 	}
 }
+
+// A change to a batch whose final result files were on disk and recorded so
+// (a late reply), committed, then a kill -9 before the writer renders it:
+// start-up renders it again. Before, the record stayed and the files kept
+// "rep: 0" for good.
+func TestLateReplyAfterResultsFinal(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "sms.txt", "U-DEMO\nT-Hello\n#-447123450015\n")
+	k := state.Key{Batch: b.ID, Line: 3}
+	now := f.clk.Now()
+	res, err := f.store.Commit(&state.Tick{Now: now, Handovers: []state.Key{k}})
+	if err != nil || len(res.Handed) != 1 {
+		t.Fatal(err, res.Handed)
+	}
+	if _, err := f.store.Commit(&state.Tick{Now: now, Outcomes: []state.Outcome{{Key: k, PartIDs: []string{"p1"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Commit(&state.Tick{Now: now, Receipts: []state.Receipt{{PartID: "p1", Status: batch.StatusOK, At: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Final results written and made durable, as Run does.
+	if err := f.w.Startup(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.Batch(b.ID); !got.ResultsFinal || got.State != state.Done {
+		t.Fatalf("setup: %+v", got)
+	}
+	// Hours later a reply comes; the tick commits; kill -9 before the writer writes.
+	if _, err := f.store.Commit(&state.Tick{Now: now, Replies: []state.IncomingReply{{From: "+447123450015", Account: "demo", Text: "OK", At: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	// Restart: a new writer, Startup.
+	w2 := New(Options{Store: f.store, Clock: f.clk, Accounts: f.w.o.Accounts})
+	if err := w2.Startup(); err != nil {
+		t.Fatal(err)
+	}
+	rep := f.read(t, "sms.txt.report")
+	csv := f.read(t, "sms.txt.csv")
+	if !strings.Contains(rep, "rep: 1\n") || !strings.Contains(csv, ",rep,") {
+		t.Errorf("store says rep, files after restart say:\n%s\n%s", rep, csv)
+	}
+}
+
+// Cancelled while a hand-over is in flight, its final files on disk and
+// recorded so; a kill -9 before the outcome is stored, and Recover turns
+// the hand-over into no/UNCONFIRMED: start-up renders the files again.
+func TestRecoverAfterCancelResultsFinal(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "sms.txt", "U-DEMO\nT-Hello\n#-447123450001\n#-447123450002\n")
+	now := f.clk.Now()
+	k := state.Key{Batch: b.ID, Line: 3}
+	if res, err := f.store.Commit(&state.Tick{Now: now, Handovers: []state.Key{k}}); err != nil || len(res.Handed) != 1 {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Commit(&state.Tick{Now: now, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.w.Startup(); err != nil { // final files written + MarkResultsFinal
+		t.Fatal(err)
+	}
+	// kill -9 here; restart as gateway.Start does: Recover, then results Startup.
+	changed, err := f.store.Recover(now)
+	if err != nil || len(changed) != 1 {
+		t.Fatal(err, changed)
+	}
+	w2 := New(Options{Store: f.store, Clock: f.clk, Accounts: f.w.o.Accounts})
+	if err := w2.Startup(); err != nil {
+		t.Fatal(err)
+	}
+	if rep := f.read(t, "sms.txt.report"); !strings.Contains(rep, "wait: 0\n") {
+		t.Errorf("cancelled batch's report after restart:\n%s", rep)
+	}
+}

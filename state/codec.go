@@ -168,7 +168,12 @@ func msgStatus(b []byte) batch.Status {
 // so they use the same binary encoding. Records stored as JSON by earlier
 // versions (they start with '{') are still read.
 
-const batchVersion = 2
+// batchVersion 3 added ResultsRev at the end; records of version 2 are
+// still read (ResultsRev 0).
+const (
+	batchVersion   = 3
+	batchVersionV2 = 2
+)
 
 func (e *enc) bool(v bool) {
 	if v {
@@ -249,6 +254,7 @@ func encodeBatch(b *Batch) []byte {
 	e.time(b.Finished)
 	e.bool(b.ResultsFinal)
 	e.uint(b.SameNameBefore)
+	e.uint(b.ResultsRev)
 	return e.b
 }
 
@@ -256,9 +262,10 @@ func decodeBatchInto(b *Batch, v []byte) error {
 	if len(v) > 0 && v[0] == '{' {
 		return json.Unmarshal(v, b)
 	}
-	if len(v) == 0 || v[0] != batchVersion {
+	if len(v) == 0 || (v[0] != batchVersion && v[0] != batchVersionV2) {
 		return errCorrupt
 	}
+	version := v[0]
 	d := dec{b: v[1:]}
 	b.ID = d.uint()
 	b.Account = d.str()
@@ -285,6 +292,10 @@ func decodeBatchInto(b *Batch, v []byte) error {
 	b.Finished = d.time()
 	b.ResultsFinal = d.bool()
 	b.SameNameBefore = d.uint()
+	b.ResultsRev = 0
+	if version >= 3 {
+		b.ResultsRev = d.uint()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		return errCorrupt
 	}

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"reflect"
 	"testing"
@@ -46,7 +47,7 @@ func TestBatchCodecRoundTrip(t *testing.T) {
 			Scheduled: true, Deadline: at.Add(25 * time.Hour), Folder: "archive", Moved: true, Messages: 3, Recipients: 8,
 			Segments: 9, Counts: [6]int{1, 2, 3, 4, 5, 6}, Optout: 2, DuplicateOf: 17,
 			Errors: []string{"line 5: D-: invalid date"}, Warnings: []string{"line 3: \"ô\" replaced by \"o\"", ""},
-			Cursor: 12, Finished: at.Add(2 * time.Hour), ResultsFinal: true, SameNameBefore: 41},
+			Cursor: 12, Finished: at.Add(2 * time.Hour), ResultsFinal: true, SameNameBefore: 41, ResultsRev: 300},
 	}
 	for _, b := range tests {
 		v := encodeBatch(b)
@@ -61,6 +62,18 @@ func TestBatchCodecRoundTrip(t *testing.T) {
 			if err := decodeBatchInto(&Batch{}, v[:i]); err == nil {
 				t.Errorf("truncated at %d of %d decoded without error", i, len(v))
 			}
+		}
+		// Version 2 records end before ResultsRev (a varint of 2 bytes
+		// here, 1 for 0).
+		v2 := append([]byte{batchVersionV2}, v[1:len(v)-uvarintLen(b.ResultsRev)]...)
+		got = Batch{}
+		if err := decodeBatchInto(&got, v2); err != nil {
+			t.Fatalf("version 2 record: %v", err)
+		}
+		old := *b
+		old.ResultsRev = 0
+		if !reflect.DeepEqual(&got, &old) {
+			t.Errorf("version 2 record:\n got %+v\nwant %+v", got, old)
 		}
 		// Stores written before the binary encoding hold JSON.
 		j, err := json.Marshal(b)
@@ -99,3 +112,5 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+func uvarintLen(v uint64) int { return len(binary.AppendUvarint(nil, v)) }

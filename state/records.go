@@ -104,12 +104,17 @@ type Batch struct {
 	Warnings    []string   `json:"warnings,omitempty"`
 	Cursor      int        `json:"cursor,omitempty"` // last line handed to the dispatcher's first pass
 	Finished    time.Time  `json:"finished,omitzero"`
-	// ResultsFinal: the result files of the final state are on disk.
+	// ResultsFinal: the result files of the final state are on disk, as of
+	// revision ResultsRev. Any later change clears it, so that start-up
+	// renders them again after a crash.
 	ResultsFinal bool `json:"results_final,omitempty"`
 	// SameNameBefore is the batch that last used this file name in this
 	// account before this one (0: none), whose results this one's may have
 	// to move aside.
 	SameNameBefore uint64 `json:"same_name_before,omitempty"`
+	// ResultsRev counts the transactions that changed what the batch's
+	// result files show (statuses, replies, state) since it was stored.
+	ResultsRev uint64 `json:"results_rev,omitempty"`
 }
 
 // FileName is the name the batch's file has in its folder: "<id>_NAME".

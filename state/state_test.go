@@ -604,3 +604,47 @@ func TestReceiptTimeoutInChunks(t *testing.T) {
 		t.Error("receipt checks left after every message timed out")
 	}
 }
+
+// The results writer records a batch's final files as on disk only at the
+// revision it rendered: a change committed between its render and that
+// record (a reply) is not in the files, so the record is refused and
+// start-up renders them again. A change after the record clears it.
+func TestMarkResultsFinalAtTheRenderedRevision(t *testing.T) {
+	s := openTest(t)
+	b, _ := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(1, t0, false), Validity: time.Hour})
+	if _, err := s.Commit(&Tick{Now: t0, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	final := func() (bool, uint64) {
+		t.Helper()
+		got, err := s.Batch(b.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.ResultsFinal, got.ResultsRev
+	}
+	_, rendered := final()
+	// A change commits after the render.
+	if _, err := s.Commit(&Tick{Now: t0, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkResultsFinal(Rendered{ID: b.ID, Rev: rendered}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, rev := final(); ok || rev == rendered {
+		t.Fatalf("recorded as on disk (rev %d) although the batch changed since rev %d", rev, rendered)
+	}
+	_, rendered = final()
+	if err := s.MarkResultsFinal(Rendered{ID: b.ID, Rev: rendered}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := final(); !ok {
+		t.Fatal("not recorded at the rendered revision")
+	}
+	if _, err := s.Commit(&Tick{Now: t0, Cancels: []uint64{b.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := final(); ok {
+		t.Fatal("a change after the record left it")
+	}
+}

@@ -643,22 +643,28 @@ func latestIn(tx *bolt.Tx, account, name string) uint64 {
 	return 0
 }
 
+// Rendered is a batch's revision (Batch.ResultsRev) as its result files
+// show it.
+type Rendered struct{ ID, Rev uint64 }
+
 // MarkResultsFinal records that the final result files of the batches are
-// on disk, so start-up does not render them again.
-func (s *Store) MarkResultsFinal(ids ...uint64) error {
-	if len(ids) == 0 {
+// on disk, so start-up does not render them again: only for a batch still
+// at the revision rendered, since a change meanwhile (a reply, a late
+// receipt) is not in those files.
+func (s *Store) MarkResultsFinal(rs ...Rendered) error {
+	if len(rs) == 0 {
 		return nil
 	}
 	return s.group.update(func(tx *bolt.Tx) error {
-		for _, id := range ids {
-			b, err := getBatch(tx, id)
+		for _, r := range rs {
+			b, err := getBatch(tx, r.ID)
 			if errors.Is(err, ErrNotFound) {
 				continue // swept meanwhile
 			}
 			if err != nil {
 				return err
 			}
-			if b.ResultsFinal {
+			if b.ResultsFinal || b.ResultsRev != r.Rev {
 				continue
 			}
 			b.ResultsFinal = true

@@ -160,6 +160,10 @@ func (w *txWriter) flush() error {
 				return err
 			}
 		}
+		// What the result files show changed: start-up renders them again
+		// after a crash until the writer records this revision as on disk.
+		b.ResultsRev++
+		b.ResultsFinal = false
 		if err := putBatch(w.tx, b); err != nil {
 			return err
 		}
