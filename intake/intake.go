@@ -339,7 +339,7 @@ func (in *Intake) recover(a *Account, name string, sum []byte, read os.FileInfo,
 	// The batch's file is in its folder: its move was done but not
 	// recorded, and this is a new file under the same name (even with the
 	// same bytes). Record the move, then process the new file.
-	if _, err := os.Lstat(in.Path(b)); err == nil {
+	if in.inFolder(a, b) {
 		return false, in.o.Store.MarkMoved(b.ID)
 	}
 	if b.Hash == fmt.Sprintf("%x", sum) {
@@ -423,13 +423,19 @@ func (in *Intake) LockName(login, name string) (unlock func()) {
 	return mu.Unlock
 }
 
-// Path is where batch b's file is now on disk.
+// Path is where batch b's file is now on disk, once moved out of the inbox.
 func (in *Intake) Path(b *state.Batch) string {
 	a := in.accounts[strings.ToLower(b.Account)]
 	if a == nil {
 		return ""
 	}
-	return filepath.Join(a.Dir, b.Folder, b.FileName())
+	folder := b.Folder
+	if folder == "scheduled" && b.State != state.Scheduled {
+		// Started: Start moved it to archive/ (b.Folder is where the
+		// intake put it). Cancelled while scheduled, it is gone anyway.
+		folder = "archive"
+	}
+	return filepath.Join(a.Dir, folder, b.FileName())
 }
 
 // Start moves a scheduled batch's file from scheduled/ to archive/ when it
@@ -474,7 +480,7 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 			continue
 		}
 		if !b.Moved {
-			if _, err := os.Lstat(in.Path(b)); err != nil {
+			if !in.inFolder(a, b) {
 				continue // its file is still in the inbox: the first scan handles it
 			}
 			// Moved, but the record of it was lost with the stop.

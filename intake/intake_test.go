@@ -342,3 +342,36 @@ func TestInboxFileChangedWhileStored(t *testing.T) {
 		})
 	}
 }
+
+// A scheduled batch's file moves to archive/ when it starts; its record
+// keeps the folder the intake put it in. Retention must still find the
+// file there: before, Forget looked in scheduled/ and left it for good.
+func TestForgetStartedScheduledBatch(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "b.txt", "U-DEMO\nD-2026-12-01\nT-x\n#-447123450001\n")
+	if err := f.in.Process("demo", "b.txt"); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC)
+	started, err := f.store.PromoteDue(due)
+	if err != nil || len(started) != 1 {
+		t.Fatalf("promote: %v %v", started, err)
+	}
+	b := started[0]
+	if err := f.in.Start(b); err != nil {
+		t.Fatal(err)
+	}
+	arch := filepath.Join(f.dir, "archive", b.FileName())
+	if _, err := os.Stat(arch); err != nil {
+		t.Fatalf("not started: %v", err)
+	}
+	if b.Folder != "scheduled" || b.State != state.Sending {
+		t.Fatalf("batch %s in %s/, want sending with the intake's folder scheduled", b.State, b.Folder)
+	}
+	if err := f.in.Forget(b); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(arch); !os.IsNotExist(err) {
+		t.Fatalf("archive/%s still there after Forget: %v", b.FileName(), err)
+	}
+}
