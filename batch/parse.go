@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
+	"golang.org/x/text/unicode/norm"
 )
 
 // Bounds that keep a hostile file from costing more than a legitimate one.
@@ -456,10 +457,20 @@ func hasNonASCII(b []byte) bool {
 	return false
 }
 
-// decode turns a line's bytes into text in the file's encoding.
+// decode turns a line's bytes into text in the file's encoding. UTF-8 text
+// is composed (NFC): an accent saved as a letter followed by a combining
+// mark, as macOS often writes é, is one character GSM has, not a mark it
+// lacks, which gsm mode would remove and auto mode would send as UCS-2.
 func (p *parser) decode(b []byte) string {
-	if !p.cp1252 || !hasNonASCII(b) {
+	if !hasNonASCII(b) {
 		return string(b)
+	}
+	if !p.cp1252 {
+		s := string(b)
+		if !norm.NFC.IsNormalString(s) {
+			s = norm.NFC.String(s)
+		}
+		return s
 	}
 	var sb strings.Builder
 	sb.Grow(len(b) + len(b)/2)

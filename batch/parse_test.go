@@ -546,6 +546,15 @@ func TestCharacterWarnings(t *testing.T) {
 			[]string{`line 2: "\x00" removed`, `line 2: "\t" replaced by " "`, `line 2: "\x7f" removed`}},
 		{"message without recipients still checked", "U-DEMO\nT-ô\n", CharsetGSM, nil, nil,
 			[]string{`line 2: "ô" replaced by "o"`}},
+		// é and è written decomposed (e + U+0301, e + U+0300), as macOS
+		// saves them: composed first, they are GSM characters.
+		{"decomposed accents, gsm", "U-DEMO\nT-Cafe\u0301 cre\u0300me #1#\n#-07400123456;Zoe\u0308\n", CharsetGSM,
+			[]string{"Café crème Zoe"}, []Encoding{EncodingGSM},
+			[]string{`line 3: "ë" replaced by "e"`}},
+		{"decomposed accents, auto stays gsm", "U-DEMO\nT-Cafe\u0301 cre\u0300me\n#-07400123456\n", CharsetAuto,
+			[]string{"Café crème"}, []Encoding{EncodingGSM}, nil},
+		{"decomposed accents, unicode composed", "U-DEMO\nT-Cafe\u0301\n#-07400123456\n", CharsetUnicode,
+			[]string{"Café"}, []Encoding{EncodingUCS2}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
