@@ -648,3 +648,47 @@ func TestMarkResultsFinalAtTheRenderedRevision(t *testing.T) {
 		t.Fatal("a change after the record left it")
 	}
 }
+
+// Outcomes a provider can give that are not plain successes or failures.
+func TestUnusualOutcomes(t *testing.T) {
+	tests := []struct {
+		name   string
+		out    Outcome // Key set by the test
+		status batch.Status
+		code   string
+		after  batch.Status // after receipt_timeout
+	}{
+		// An SMSC that answers submit_sm with an empty message_id: the
+		// commit failed ("key required") and stopped all sending.
+		{"accepted without a part id", Outcome{PartIDs: []string{""}}, batch.StatusOn, "", batch.StatusNo},
+		// Written, never answered: maybe handed over, like a hand-over in
+		// flight at a crash.
+		{"unconfirmed", Outcome{Err: batch.CodeUnconfirmed}, batch.StatusNo, batch.CodeUnconfirmed, batch.StatusNo},
+		{"rejected", Outcome{Err: batch.CodeRejected}, batch.StatusKO, batch.CodeRejected, batch.StatusKO},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t)
+			b, _ := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0, Parsed: parsed(1, t0, false), Validity: time.Hour})
+			k := Key{b.ID, 3}
+			handOver(t, s, t0, k)
+			tt.out.Key = k
+			if _, err := s.Commit(&Tick{Now: t0, Outcomes: []Outcome{tt.out}}); err != nil {
+				t.Fatal(err)
+			}
+			msgs, _ := s.Messages(b.ID)
+			if msgs[0].Status != tt.status || msgs[0].Code != tt.code {
+				t.Fatalf("message %s %q, want %s %q", msgs[0].Status, msgs[0].Code, tt.status, tt.code)
+			}
+			later := t0.Add(time.Hour)
+			if _, err := s.Commit(&Tick{Now: later, ReceiptTimeout: time.Minute}); err != nil {
+				t.Fatal(err)
+			}
+			msgs, _ = s.Messages(b.ID)
+			got, _ := s.Batch(b.ID)
+			if msgs[0].Status != tt.after || got.State != Done {
+				t.Fatalf("after the receipt timeout: message %s, batch %s; want %s, done", msgs[0].Status, got.State, tt.after)
+			}
+		})
+	}
+}

@@ -289,6 +289,13 @@ func (w *txWriter) applyOutcomes(outs []Outcome) error {
 			m.Parts = make([]Part, len(o.PartIDs))
 			for i, id := range o.PartIDs {
 				m.Parts[i] = Part{ID: id, Status: batch.StatusOn}
+				if id == "" {
+					// Accepted without an id (an SMSC answering an empty
+					// message_id): no receipt can name it, so it waits for
+					// receipt_timeout. bbolt refuses an empty key, and that
+					// failed commit stopped all sending.
+					continue
+				}
 				if err := w.tx.Bucket(bProvider).Put([]byte(id), partRef(o.Key, i)); err != nil {
 					return err
 				}
@@ -322,7 +329,15 @@ func (w *txWriter) applyOutcomes(outs []Outcome) error {
 				return err
 			}
 		default:
-			if err := w.setStatus(m, batch.StatusKO, o.Err); err != nil {
+			// A submit that may or may not have reached the provider (its
+			// response never came) is, like a hand-over in flight at a
+			// crash, of unknown outcome: no, not ko, which would invite a
+			// resend of a message that may have been delivered.
+			status := batch.StatusKO
+			if o.Err == batch.CodeUnconfirmed {
+				status = batch.StatusNo
+			}
+			if err := w.setStatus(m, status, o.Err); err != nil {
 				return err
 			}
 		}
