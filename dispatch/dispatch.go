@@ -134,7 +134,7 @@ func newLimiter(r float64) *rate.Limiter {
 	if r <= 0 {
 		return nil
 	}
-	return rate.NewLimiter(rate.Limit(r), max(int(math.Ceil(r)), 1))
+	return rate.NewLimiter(rate.Limit(r), baseBurst(rate.Limit(r)))
 }
 
 // Wake tells the dispatcher that a new batch was stored.
@@ -393,7 +393,9 @@ func (d *Dispatcher) allow(now time.Time, account string, n int) (ok bool, wait 
 			continue
 		}
 		if n > l.Burst() {
-			l.SetBurstAt(now, n) // a long message must still be sendable
+			// A long message must still be sendable: the limiter may save
+			// up n parts' worth while it waits.
+			l.SetBurstAt(now, n)
 		}
 		r := l.ReserveN(now, n)
 		if dly := r.DelayFrom(now); !r.OK() || dly > 0 {
@@ -405,8 +407,19 @@ func (d *Dispatcher) allow(now time.Time, account string, n int) (ok bool, wait 
 		}
 		rs = append(rs, r)
 	}
+	// Sent: a raised burst goes back to a second's parts. Left raised, it
+	// let later messages go out n at once (an account at rate 1 handed
+	// over 7 single parts at the same instant after one 7-part message).
+	for _, l := range lims {
+		if l != nil && l.Burst() > baseBurst(l.Limit()) {
+			l.SetBurstAt(now, baseBurst(l.Limit()))
+		}
+	}
 	return true, 0, false
 }
+
+// baseBurst is a limiter's burst: a second's parts, at least one.
+func baseBurst(r rate.Limit) int { return max(int(math.Ceil(float64(r))), 1) }
 
 // pick chooses this tick's hand-overs: due retries first, oldest first,
 // then fresh messages, the accounts taking turns. It returns how long to

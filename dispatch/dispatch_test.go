@@ -198,6 +198,32 @@ func TestAccountRateCountsParts(t *testing.T) {
 	h.waitBatch(b.ID, "two more", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 4 })
 }
 
+// A message of more parts than the limiter's burst (a second's parts)
+// raises the burst until it goes out, then the burst comes back: left
+// raised, an account at rate 1 that sent one 7-part message later handed
+// over 7 single parts at the same instant.
+func TestLongMessageDoesNotRaiseTheBurstForGood(t *testing.T) {
+	for name, o := range map[string]Options{
+		"account rate": {AccountRates: map[string]float64{"demo": 1}},
+		"global rate":  {Rate: 1},
+	} {
+		t.Run(name, func(t *testing.T) { longThenShort(t, o) })
+	}
+}
+
+func longThenShort(t *testing.T, o Options) {
+	h := newHarness(t, o)
+	long := h.add(1, t0, false, 7)
+	h.until(long.ID, time.Second, "the 7-part message sent", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	h.advance(10 * time.Second) // idle: at most a second's parts saved up
+	short := h.add(20, t0.Add(time.Hour), false, 1)
+	h.waitBatch(short.ID, "the first sent", func(b *state.Batch) bool { return b.Count(batch.StatusOn) > 0 })
+	h.advance(0)
+	if b, _ := h.store.Batch(short.ID); b.Count(batch.StatusOn) != 1 {
+		t.Errorf("%d single-part messages handed over at one instant, want 1", b.Count(batch.StatusOn))
+	}
+}
+
 func TestTemporaryFailuresRetryThenExpire(t *testing.T) {
 	h := newHarness(t, Options{RetryBase: time.Second})
 	h.snd.answer = func(m sender.Message, attempt int) error {
