@@ -649,6 +649,7 @@ func (p *parser) text(n int, t string) {
 
 func (p *parser) recipient(n int, rest string) {
 	if p.cur == nil {
+		p.recipientLines++
 		p.errs.add(n, "#- before any text line: put the message's T- lines above its recipients")
 		return
 	}
@@ -773,6 +774,7 @@ func placeholder(t string, i int, close byte) (n, end int) {
 // end checks the whole-file rules once every line is read.
 func (p *parser) end() {
 	p.closeMessage()
+	p.b.RecipientLines = p.recipientLines
 	if p.uLine == 0 && p.textLine == 0 && p.recipientLines == 0 && len(p.errs.list) == 0 {
 		p.errs.add(0, "file is empty: a drop file needs a U- line, T- text lines and #- recipients")
 		return

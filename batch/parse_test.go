@@ -847,3 +847,27 @@ func TestSplitTemplate(t *testing.T) {
 		t.Errorf("empty template: %+v %v", pieces, has)
 	}
 }
+
+// "recipients" counts every recipient line (SPEC §7), also those a
+// rejected file does not keep: past max_recipients, or before any text.
+func TestRecipientLinesCountsEveryLine(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		kept int
+		want int
+	}{
+		{"valid", "U-DEMO\nT-hi\n#-07400123456\n#-07400123457\n", 10, 2, 2},
+		{"past max_recipients", "U-DEMO\nT-hi\n#-07400123456\n#-07400123457\n#-07400123458\n", 2, 2, 3},
+		{"before any text", "U-DEMO\n#-07400123450\nT-hi\n#-07400123456\n", 10, 1, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := parseString(t, tt.in, func(s *Settings) { s.MaxRecipients = tt.max })
+			if len(b.Recipients) != tt.kept || b.RecipientLines != tt.want {
+				t.Errorf("kept %d, counted %d; want %d and %d", len(b.Recipients), b.RecipientLines, tt.kept, tt.want)
+			}
+		})
+	}
+}

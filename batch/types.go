@@ -144,9 +144,13 @@ type Batch struct {
 	Decoding   string    // "utf-8" or "windows-1252"
 	Messages   []Message
 	Recipients []Recipient // in file order
-	Segments   int         // parts to send for every recipient not rejected at validation
-	Errors     []Issue     // any error makes the whole file invalid
-	Warnings   []Issue
+	// RecipientLines counts every #- line, also those past max_recipients
+	// or before any text, which Recipients does not hold: the report's
+	// "recipients" (SPEC §7).
+	RecipientLines int
+	Segments       int     // parts to send for every recipient not rejected at validation
+	Errors         []Issue // any error makes the whole file invalid
+	Warnings       []Issue
 }
 
 // Valid reports whether the file is accepted.

@@ -379,7 +379,7 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 		}
 		if p != nil {
 			b.Messages = len(p.Messages)
-			b.Recipients = len(p.Recipients)
+			b.Recipients = p.RecipientLines
 			b.Errors = issueStrings(p.Errors)
 			b.Warnings = issueStrings(p.Warnings)
 		}

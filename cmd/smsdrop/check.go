@@ -123,13 +123,16 @@ func checkFile(stdout io.Writer, name string, s batch.Settings, verbose bool) (v
 		rep.Errors = []string{fmt.Sprintf("cannot read the file: %v; check the path and its permissions", readErr)}
 	} else {
 		valid = b.Valid()
+		rep.Messages, rep.Recipients = len(b.Messages), b.RecipientLines
+		// As the server's report: a rejected file costs nothing and is
+		// not scheduled.
 		if valid {
 			rep.State = "valid"
+			rep.Segments = b.Segments
+			if b.Scheduled {
+				rep.Scheduled = b.SendAt
+			}
 		}
-		if b.Scheduled {
-			rep.Scheduled = b.SendAt
-		}
-		rep.Messages, rep.Recipients, rep.Segments = len(b.Messages), len(b.Recipients), b.Segments
 		rep.Errors, rep.Warnings = b.ErrorStrings(), b.WarningStrings()
 	}
 	if _, err := rep.WriteTo(stdout); err != nil {
