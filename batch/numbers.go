@@ -100,11 +100,11 @@ func validRegion(s, defaultRegion, country string, pn *phonenumbers.PhoneNumber)
 	if err := fastParse(s, defaultRegion, pn); err != nil {
 		return ""
 	}
-	if phonenumbers.IsValidNumberForRegion(pn, country) {
+	if fastValid(pn, country) {
 		return country
 	}
 	region := phonenumbers.GetRegionCodeForNumber(pn)
-	if region == "" || region == country || !phonenumbers.IsValidNumberForRegion(pn, region) {
+	if region == "" || region == country || !fastValid(pn, region) {
 		return ""
 	}
 	return region

@@ -62,3 +62,48 @@ func TestFastParseMatchesPhonenumbers(t *testing.T) {
 		t.Errorf("only %d of %d inputs took the fast path", fast, len(inputs))
 	}
 }
+
+// fastValid must answer as phonenumbers.IsValidNumberForRegion does: on
+// every region's example numbers of every type, and on random national
+// numbers, each in its own region, in the other regions of its calling
+// code and in a few unrelated ones.
+func TestFastValidMatchesPhonenumbers(t *testing.T) {
+	var nums []*phonenumbers.PhoneNumber
+	for region := range phonenumbers.GetSupportedRegions() {
+		for _, typ := range []phonenumbers.PhoneNumberType{phonenumbers.MOBILE, phonenumbers.FIXED_LINE, phonenumbers.TOLL_FREE,
+			phonenumbers.PREMIUM_RATE, phonenumbers.VOIP, phonenumbers.SHARED_COST, phonenumbers.PERSONAL_NUMBER,
+			phonenumbers.PAGER, phonenumbers.UAN, phonenumbers.VOICEMAIL} {
+			if ex := phonenumbers.GetExampleNumberForType(region, typ); ex != nil {
+				nums = append(nums, ex)
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	ccs := []int{1, 7, 33, 39, 44, 49, 52, 54, 55, 61, 64, 86, 91, 225, 262, 590, 800, 882}
+	for range 30000 {
+		var b strings.Builder
+		for range 4 + rng.IntN(11) {
+			b.WriteByte(byte('0' + rng.IntN(10)))
+		}
+		var pn phonenumbers.PhoneNumber
+		if err := phonenumbers.ParseToNumber("+"+strconv.Itoa(ccs[rng.IntN(len(ccs))])+b.String(), "ZZ", &pn); err == nil {
+			nums = append(nums, &pn)
+		}
+	}
+	others := []string{"GB", "FR", "US", "JE", "IT", "DE", "001", "ZZ"}
+	checked, valid := 0, 0
+	for _, pn := range nums {
+		regions := append(phonenumbers.GetRegionCodesForCountryCode(int(pn.GetCountryCode())), others...)
+		for _, r := range regions {
+			want := phonenumbers.IsValidNumberForRegion(pn, r)
+			if got := fastValid(pn, r); got != want {
+				t.Errorf("%v in %s: fastValid %v, phonenumbers %v", pn, r, got, want)
+			}
+			checked++
+			if want {
+				valid++
+			}
+		}
+	}
+	t.Logf("%d numbers, %d checks, %d valid", len(nums), checked, valid)
+}
