@@ -2,6 +2,7 @@ package state
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -32,6 +33,9 @@ type groupCommit struct {
 	// arrivals are the times of the last len(arrivals) writes, a ring.
 	arrivals [streamWrites]time.Time
 	next     int
+	// failed holds the error of the last commit when it failed (a full
+	// disk, an I/O error), nil once one succeeds: what Ping reports.
+	failed atomic.Pointer[error]
 }
 
 // A stream is streamWrites writes within streamWindow (400 a second): a
@@ -133,14 +137,16 @@ func (g *groupCommit) flush() error {
 
 func (g *groupCommit) run(reqs []*groupReq) {
 	if len(reqs) > 1 {
+		var fnErr error
 		err := g.db.Update(func(tx *bolt.Tx) error {
 			for _, r := range reqs {
-				if err := r.fn(tx); err != nil {
-					return err
+				if fnErr = r.fn(tx); fnErr != nil {
+					return fnErr
 				}
 			}
 			return nil
 		})
+		g.record(err, fnErr)
 		if err == nil {
 			for _, r := range reqs {
 				r.done <- nil
@@ -149,6 +155,24 @@ func (g *groupCommit) run(reqs []*groupReq) {
 		}
 	}
 	for _, r := range reqs {
-		r.done <- g.db.Update(r.fn)
+		var fnErr error
+		err := g.db.Update(func(tx *bolt.Tx) error {
+			fnErr = r.fn(tx)
+			return fnErr
+		})
+		g.record(err, fnErr)
+		r.done <- err
+	}
+}
+
+// record keeps a transaction's outcome for Ping: a failure to commit (a
+// full disk, an I/O error) until a commit succeeds. An update's own error
+// (a batch not found) says nothing of the store.
+func (g *groupCommit) record(err, fnErr error) {
+	switch {
+	case err == nil:
+		g.failed.Store(nil)
+	case err != fnErr:
+		g.failed.Store(&err)
 	}
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -241,5 +242,55 @@ func TestGroupCommitLingerEndsWhenFull(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// Ping, behind /healthz, reports a store that cannot commit (a full disk,
+// an I/O error), not only one that cannot be read: before, it opened an
+// empty read transaction, and /healthz said ok while every file failed to
+// be stored for lack of space. An update's own error is not the store's.
+func TestPingReportsFailedCommits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smsdrop.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Ping(); err != nil {
+		t.Fatalf("healthy store: %v", err)
+	}
+	if err := s.MarkMoved(12345); err == nil {
+		t.Fatal("marking an unknown batch succeeded")
+	}
+	if err := s.Ping(); err != nil {
+		t.Fatalf("after an update's own error: %v", err)
+	}
+	s.Close()
+
+	// A store whose commits fail: opened read-only, every commit is refused.
+	ro, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := &Store{db: ro, path: path, group: groupCommit{db: ro}}
+	defer ro.Close()
+	if err := broken.MarkMoved(1); err == nil {
+		t.Fatal("a read-only store committed")
+	}
+	if err := broken.Ping(); err == nil {
+		t.Fatal("Ping says ok after a failed commit, and its probe cannot write either")
+	}
+	// The disk comes back: the probe's commit succeeds and clears it.
+	ro.Close()
+	s, err = Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.group.failed.Store(broken.group.failed.Load())
+	if err := s.Ping(); err != nil {
+		t.Fatalf("the store writes again, Ping: %v", err)
+	}
+	if s.group.failed.Load() != nil {
+		t.Fatal("the successful probe did not clear the failure")
 	}
 }

@@ -146,8 +146,24 @@ func (s *Store) Size() int64 {
 	return fi.Size()
 }
 
-// Ping checks that the store answers a read transaction.
-func (s *Store) Ping() error { return s.db.View(func(*bolt.Tx) error { return nil }) }
+// Ping checks that the store answers a read transaction and, when the last
+// commit failed (a full disk, an I/O error), that it takes a write again:
+// it tries one, so that health comes back with the disk.
+func (s *Store) Ping() error {
+	if err := s.db.View(func(*bolt.Tx) error { return nil }); err != nil {
+		return err
+	}
+	if s.group.failed.Load() == nil {
+		return nil
+	}
+	err := s.group.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bMeta).Put([]byte("health_probe"), nil)
+	})
+	if err != nil {
+		return fmt.Errorf("the store cannot write (check the disk holding it): %w", err)
+	}
+	return nil
+}
 
 func hashKey(account string, sum []byte) []byte {
 	k := make([]byte, 0, len(account)+1+len(sum))
@@ -396,6 +412,9 @@ func (s *Store) CreateBatch(nb NewBatch) (*Batch, error) {
 			if len(b.Errors) == 0 {
 				b.Errors = []string{"the file could not be read"}
 			}
+			// Nothing is sent: every recipient line is ko, as in a
+			// duplicate, so the six counts add up to recipients (§7).
+			b.Counts[3] = b.Recipients
 		case prev != nil && prev.State != Rejected && prev.State != Duplicate &&
 			nb.Received.Sub(prev.Received) < nb.DedupeWindow:
 			b.State, b.Folder, b.DuplicateOf = Duplicate, "rejected", prev.ID
