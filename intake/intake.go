@@ -325,7 +325,9 @@ func (in *Intake) process(login, name string) error {
 	}
 	in.o.Logger.Info("file processed", "account", a.Login, "file", name, "batch", b.ID, "state", b.State,
 		"messages", b.Messages, "recipients", b.Recipients, "segments", b.Segments,
-		"errors", len(b.Errors), "took", in.o.Clock.Now().Sub(start))
+		// Milliseconds, named so: a time.Duration is nanoseconds, without
+		// a unit, in the JSON format.
+		"errors", len(b.Errors), "took_ms", float64(in.o.Clock.Now().Sub(start).Microseconds())/1000)
 	return nil
 }
 

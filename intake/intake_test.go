@@ -1,7 +1,10 @@
 package intake
 
 import (
+	"bytes"
 	"crypto/sha256"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -373,5 +376,40 @@ func TestForgetStartedScheduledBatch(t *testing.T) {
 	}
 	if _, err := os.Stat(arch); !os.IsNotExist(err) {
 		t.Fatalf("archive/%s still there after Forget: %v", b.FileName(), err)
+	}
+}
+
+// One log line per processed file, with its batch id, counts and duration
+// (issue 7); in the JSON format the duration has its unit in its name.
+func TestFileProcessedLogLine(t *testing.T) {
+	f := newFixture(t)
+	var buf bytes.Buffer
+	f.in.o.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+	f.write(t, "a.txt", "U-DEMO\nT-hello\n#-447123450001\n#-447123450002\n")
+	if err := f.in.Process("demo", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	var line map[string]any
+	for l := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["msg"] == "file processed" {
+			line = m
+		}
+	}
+	if line == nil {
+		t.Fatalf("no \"file processed\" line in:\n%s", buf.String())
+	}
+	want := map[string]any{"account": "demo", "file": "a.txt", "batch": float64(1), "state": "sending",
+		"messages": float64(1), "recipients": float64(2), "segments": float64(2), "errors": float64(0)}
+	for k, v := range want {
+		if line[k] != v {
+			t.Errorf("%s = %v, want %v", k, line[k], v)
+		}
+	}
+	if ms, ok := line["took_ms"].(float64); !ok || ms < 0 {
+		t.Errorf("took_ms = %v, want milliseconds", line["took_ms"])
 	}
 }

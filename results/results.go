@@ -427,11 +427,9 @@ func report(b *state.Batch, loc *time.Location) *batch.Report {
 	if b.Scheduled {
 		r.Scheduled = b.SendAt.In(loc)
 	}
-	if b.State != state.Rejected {
-		counts := b.Counts
-		r.Counts = &counts
-		r.Optout = b.Optout
-	}
+	counts := b.Counts
+	r.Counts = &counts
+	r.Optout = b.Optout
 	return r
 }
 

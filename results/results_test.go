@@ -102,12 +102,15 @@ optout: 0
 		t.Errorf("temporary files left: %v", ents)
 	}
 	// A rejected file gets a report with its errors and no CSV; an older
-	// accepted batch of the same name keeps its results aside.
+	// accepted batch of the same name keeps its results aside. Nothing is
+	// sent: every recipient line counts as ko, so the six status counts
+	// add up to recipients (SPEC §7), as in a duplicate's report.
 	bad := f.add(t, "sms.txt", "U-DEMO\nD-2017-13-45\nT-x\n#-447123450001\n")
 	if _, err := f.w.WriteBatch(bad.ID); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.read(t, "sms.txt.report"); !strings.Contains(got, "state: rejected\n") || !strings.Contains(got, "error: line 2: ") || strings.Contains(got, "wait:") {
+	if got := f.read(t, "sms.txt.report"); !strings.Contains(got, "state: rejected\n") || !strings.Contains(got, "error: line 2: ") ||
+		!strings.Contains(got, "recipients: 1\n") || !strings.Contains(got, "wait: 0\non: 0\nok: 0\nko: 1\nrep: 0\nno: 0\noptout: 0\n") {
 		t.Errorf("rejected report:\n%s", got)
 	}
 	if _, err := os.Stat(filepath.Join(f.dir, "results", "sms.txt.csv")); err == nil {
