@@ -184,7 +184,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 			g.disp.Wake()
 			g.met.Files.WithLabelValues(fileOutcome(b)).Inc()
 			g.met.FileDuration.Observe(took.Seconds())
-			if b.State == state.Duplicate {
+			if b.State == state.Duplicate || b.State == state.Rejected {
 				return // its recipients are counted ko, but nothing changed for them
 			}
 			for i, st := range batch.Statuses {

@@ -31,7 +31,9 @@ func TestMetricsAndHealth(t *testing.T) {
 	if err := c.Stor("m.txt", strings.NewReader("U-DEMO\nT-x\n#-447123450001\n#-447123450013\n")); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Stor("bad.txt", strings.NewReader("nonsense\n")); err != nil {
+	// Rejected, with a recipient line: its report counts it ko, the
+	// message metrics do not (nothing changed for it).
+	if err := c.Stor("bad.txt", strings.NewReader("U-DEMO\nD-2017-13-45\nT-x\n#-447123450001\n")); err != nil {
 		t.Fatal(err)
 	}
 	waitState(t, filepath.Join(e.dir("demo"), "results", "m.txt.report"), "done")
