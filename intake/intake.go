@@ -65,8 +65,17 @@ var Folders = []string{"scheduled", "archive", "rejected", "results", "replies"}
 type Intake struct {
 	o        Options
 	accounts map[string]*Account
-	queue    chan job
 	mu       sync.Mutex
+	// queue holds the files waiting for a worker, in order, under mu. It
+	// is unbounded (a file is in it at most once, see jobs): Submit runs
+	// before an upload's 226 and in the workers themselves, and must never
+	// block. A bounded channel did: with 4,096 files queued during a
+	// flood, a worker queueing a file again blocked on its own queue, all
+	// of them did, and uploads waited for their 226 forever.
+	queue []job
+	// ready wakes a waiting worker; a worker that takes a job and leaves
+	// more passes it on.
+	ready chan struct{}
 	// bigMu lets one file over bigFile be processed at a time.
 	bigMu sync.Mutex
 	// bufs holds the buffers files are read into; those grown past bigFile
@@ -102,7 +111,7 @@ func New(o Options) (*Intake, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &Intake{o: o, accounts: map[string]*Account{}, queue: make(chan job, 4096), jobs: map[job]jobState{}}
+	in := &Intake{o: o, accounts: map[string]*Account{}, ready: make(chan struct{}, 1), jobs: map[job]jobState{}}
 	for i := range o.Accounts {
 		a := &o.Accounts[i]
 		for _, f := range append([]string{""}, Folders...) {
@@ -131,8 +140,44 @@ func (in *Intake) Submit(login, name string) {
 		return
 	}
 	in.jobs[j] = queued
+	in.queue = append(in.queue, j)
 	in.mu.Unlock()
-	in.queue <- j
+	in.wake()
+}
+
+// wake lets a waiting worker look at the queue.
+func (in *Intake) wake() {
+	select {
+	case in.ready <- struct{}{}:
+	default:
+	}
+}
+
+// next takes the first queued file, marking it running, or reports that
+// the queue is empty.
+func (in *Intake) next() (job, bool) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.queue) == 0 {
+		return job{}, false
+	}
+	j := in.queue[0]
+	in.queue[0] = job{}
+	in.queue = in.queue[1:]
+	if len(in.queue) == 0 {
+		in.queue = nil // let the backing array go after a flood
+	} else {
+		in.wake()
+	}
+	in.jobs[j] = running
+	return j, true
+}
+
+// queued is how many files wait for a worker.
+func (in *Intake) queued() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return len(in.queue)
 }
 
 // done ends a job and queues it again when it was submitted meanwhile.
@@ -163,15 +208,18 @@ func (in *Intake) Run(ctx context.Context) error {
 				select {
 				case <-ctx.Done():
 					return
-				case j := <-in.queue:
-					in.mu.Lock()
-					in.jobs[j] = running
-					in.mu.Unlock()
+				case <-in.ready:
+				}
+				for ctx.Err() == nil {
+					j, ok := in.next()
+					if !ok {
+						break
+					}
 					if err := in.process(j.login, j.name); err != nil {
 						in.o.Logger.Error("process file", "account", j.login, "file", j.name, "err", err)
 					}
 					in.done(j)
-					if len(in.queue) == 0 {
+					if in.queued() == 0 {
 						select {
 						case idle <- struct{}{}:
 						default:

@@ -2,8 +2,10 @@ package intake
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -149,15 +151,15 @@ func TestSubmitWhileRunningQueuesAgain(t *testing.T) {
 	j := job{"demo", "a.txt"}
 	f.in.jobs[j] = running
 	f.in.Submit("demo", "a.txt")
-	if f.in.jobs[j] != runningAgain || len(f.in.queue) != 0 {
+	if f.in.jobs[j] != runningAgain || f.in.queued() != 0 {
 		t.Fatalf("a file being processed was queued for a second worker: %v", f.in.jobs[j])
 	}
 	f.in.done(j)
-	if len(f.in.queue) != 1 || f.in.jobs[j] != queued {
+	if f.in.queued() != 1 || f.in.jobs[j] != queued {
 		t.Errorf("not queued again after the first worker: %v", f.in.jobs[j])
 	}
 	f.in.Submit("demo", "a.txt")
-	if len(f.in.queue) != 1 {
+	if f.in.queued() != 1 {
 		t.Error("queued twice")
 	}
 }
@@ -411,5 +413,68 @@ func TestFileProcessedLogLine(t *testing.T) {
 	}
 	if ms, ok := line["took_ms"].(float64); !ok || ms < 0 {
 		t.Errorf("took_ms = %v, want milliseconds", line["took_ms"])
+	}
+}
+
+// Submit never blocks, however many files wait: it runs before an
+// upload's 226, and in the workers themselves when a file was submitted
+// again while it was processed. With a bounded queue, a flood of one
+// client (4,096 files waiting) made every worker block on its own queue
+// when it queued a file again, and every upload then waited for its 226
+// forever, for every account (found by review).
+func TestSubmitNeverBlocks(t *testing.T) {
+	f := newFixture(t)
+	f.in.o.Workers = 1
+	f.write(t, "a.txt", drop)
+	hold, held := make(chan struct{}), make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	f.in.testHookStored = func(string) {
+		f.in.testHookStored = nil
+		close(held)
+		<-hold
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() { defer close(ran); f.in.Run(ctx) }()
+	defer func() {
+		release()
+		cancel()
+		select { // a stuck worker never returns: fail, do not hang
+		case <-ran:
+		case <-time.After(5 * time.Second):
+			t.Error("Run did not return: a worker is stuck")
+		}
+	}()
+	f.in.Submit("demo", "a.txt")
+	<-held // the only worker is busy with a.txt
+	submitted := make(chan struct{})
+	go func() {
+		defer close(submitted)
+		f.in.Submit("demo", "a.txt") // queued again when the worker is done
+		for i := range 10000 {
+			f.in.Submit("demo", fmt.Sprintf("gone-%05d.txt", i)) // processed as already gone
+		}
+	}()
+	select {
+	case <-submitted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Submit blocked while the worker was busy")
+	}
+	release()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.in.mu.Lock()
+		left := len(f.in.queue) + len(f.in.jobs)
+		f.in.mu.Unlock()
+		if left == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d files still queued or running: the worker is stuck", left)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if len(f.got) != 1 {
+		t.Errorf("%d batches stored, want 1", len(f.got))
 	}
 }
