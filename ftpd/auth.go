@@ -54,14 +54,15 @@ func (d *mainDriver) GetTLSConfig() (*tls.Config, error) {
 }
 
 // PreAuthUser refuses a TLS-only account on a clear connection at USER, so
-// the client never gets to send its password in clear.
+// the client never gets to send its password in clear. The refusal tells
+// that the login exists, so it counts as a failed login: bans bound how
+// many logins an address can probe that way.
 func (d *mainDriver) PreAuthUser(cc ftpserver.ClientContext, user string) error {
 	acct := d.s.accounts[user]
 	if acct == nil || !acct.TLSRequired || cc.HasTLSForControl() {
 		return nil
 	}
-	d.s.onLogin(OutcomeTLSRequired)
-	d.s.log.Warn("ftp login refused: TLS required", "login", user, "remote", cc.RemoteAddr().String())
+	d.s.loginFailed(remoteIP(cc.RemoteAddr()), cc.RemoteAddr().String(), user, OutcomeTLSRequired)
 	return errors.New("TLS required for this account (use AUTH TLS)")
 }
 
@@ -86,11 +87,13 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		return nil, errLogin
 	}
 	// The address and TLS checks come after the password so that they
-	// reveal nothing to someone who does not know it.
+	// reveal nothing to someone who does not know it. A refused address
+	// gets the same reply as a wrong password, and counts towards a ban:
+	// its own reply told such an address which password was right, as
+	// often as it liked. The log says why.
 	if !acct.allows(ip) {
-		s.onLogin(OutcomeIPNotAllowed)
-		s.log.Warn("ftp login refused: address not allowed", "login", user, "remote", remote)
-		return nil, errors.New("login not allowed from this address")
+		s.loginFailed(ip, remote, user, OutcomeIPNotAllowed)
+		return nil, errLogin
 	}
 	if acct.TLSRequired {
 		if !cc.HasTLSForControl() {

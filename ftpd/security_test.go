@@ -415,3 +415,51 @@ func TestPassivePortRange(t *testing.T) {
 		t.Fatalf("EPSV: %d %s, want port %d", code, msg, port)
 	}
 }
+
+// Refusals that tell something about an account count as failed logins,
+// so bans bound how often an address can ask (found by review):
+//   - from an address outside allow_ips, the right password got its own
+//     reply ("not allowed from this address"), the wrong one "login
+//     incorrect": a password oracle for anyone, without limit. Both now get
+//     the same reply.
+//   - USER of a TLS-only account on a clear connection is refused (the
+//     password must not follow in clear), which tells the login exists.
+func TestRefusalsCountTowardsBans(t *testing.T) {
+	requireLoopbackAlias(t)
+	certFile, keyFile, _ := selfSigned(t)
+	e := startEnv(t, func(c *Config) {
+		c.TLSCert, c.TLSKey = certFile, keyFile
+		c.MaxLoginFailures = 2
+		c.LoginFailureWindow = 10 * time.Minute
+		c.BanTime = 15 * time.Minute
+		c.Accounts[0].AllowNets = []netip.Prefix{netip.MustParsePrefix("127.0.0.2/32")}
+		c.Accounts[1].TLSRequired = true
+	})
+	reply := func(pass string) string {
+		t.Helper()
+		r := dialRaw(t, e.addr, "127.0.0.1")
+		r.cmd("USER %s", userA)
+		code, msg := r.cmd("PASS %s", pass)
+		if code != 530 {
+			t.Fatalf("PASS from a refused address: %d %s", code, msg)
+		}
+		return msg
+	}
+	if right, wrong := reply(passA), reply("wrong"); right != wrong {
+		t.Errorf("from a refused address the right password gets %q, a wrong one %q", right, wrong)
+	}
+	// Third refusal within the window: banned.
+	r := dialRaw(t, e.addr, "127.0.0.1")
+	if code, msg := r.cmd("USER %s", userB); code != 530 {
+		t.Fatalf("USER of a TLS-only account in clear: %d %s", code, msg)
+	}
+	if _, err := e.dial(dialFrom("127.0.0.1")); replyCode(err) != 421 {
+		t.Fatalf("after three refusals: %v, want banned (421)", err)
+	}
+	e.login(userA, passA, dialFrom("127.0.0.2")) // the allowed address is not affected
+	_, _, logins := e.rec.snapshot()
+	want := []string{OutcomeIPNotAllowed, OutcomeBadPassword, OutcomeTLSRequired, OutcomeBanned, OutcomeOK}
+	if !slices.Equal(logins, want) {
+		t.Errorf("outcomes %v, want %v", logins, want)
+	}
+}
