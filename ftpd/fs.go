@@ -104,6 +104,11 @@ func (d *clientDriver) refuse(op, name string, why error) error {
 // and symlinks are reported as missing, so nothing a host user linked into
 // the account is ever followed. It returns the clean path and the final
 // component's information.
+//
+// Hidden are the dot names in the folders (the results writer's and the
+// intake's temporary files) and the server's temporary uploads in the
+// inbox; a client's own dot names in the inbox are not (SPEC §5: a client
+// may upload under a temporary dot name and rename it).
 func (d *clientDriver) resolve(op, name string) (string, os.FileInfo, error) {
 	p := cleanPath(name)
 	if p == "/" {
@@ -118,7 +123,7 @@ func (d *clientDriver) resolve(op, name string) (string, os.FileInfo, error) {
 	cur := ""
 	for i, part := range parts {
 		cur += "/" + part
-		if strings.HasPrefix(part, ".") {
+		if hidden(part, i == 0) {
 			return p, nil, &fs.PathError{Op: op, Path: p, Err: fs.ErrNotExist}
 		}
 		var err error
@@ -135,6 +140,15 @@ func (d *clientDriver) resolve(op, name string) (string, os.FileInfo, error) {
 		}
 	}
 	return p, fi, nil
+}
+
+// hidden reports whether name, in the inbox or in a folder, is the
+// server's own and so invisible to the client (see resolve).
+func hidden(name string, inInbox bool) bool {
+	if !strings.HasPrefix(name, ".") {
+		return false
+	}
+	return !inInbox || name == "." || name == ".." || strings.HasPrefix(name, tempPrefix)
 }
 
 // openRead opens a checked path read-only; O_NOFOLLOW closes the window in
@@ -243,7 +257,7 @@ func (d *clientDriver) ReadDir(name string) ([]os.FileInfo, error) {
 	}
 	list := make([]os.FileInfo, 0, len(all))
 	for _, e := range all {
-		if strings.HasPrefix(e.Name(), ".") || !(e.Mode().IsRegular() || e.IsDir()) {
+		if hidden(e.Name(), p == "/") || !(e.Mode().IsRegular() || e.IsDir()) {
 			continue
 		}
 		list = append(list, e)

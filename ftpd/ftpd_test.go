@@ -179,7 +179,7 @@ func TestRefusedCommands(t *testing.T) {
 	}{
 		{"STOR into results", func() error { return c.Stor("/results/x.txt", strings.NewReader("x")) }, 553},
 		{"STOR into scheduled relative", func() error { return c.Stor("scheduled/x.txt", strings.NewReader("x")) }, 553},
-		{"STOR hidden name", func() error { return c.Stor(".hidden", strings.NewReader("x")) }, 553},
+		{"STOR under the server's temporary prefix", func() error { return c.Stor(tempPrefix+"x", strings.NewReader("x")) }, 553},
 		{"STOR backslash", func() error { return c.Stor(`a\b.txt`, strings.NewReader("x")) }, 553},
 		{"STOR control character", func() error { return c.Stor("a\x01b.txt", strings.NewReader("x")) }, 553},
 		{"STOR name too long", func() error { return c.Stor(strings.Repeat("n", maxNameLen+1), strings.NewReader("x")) }, 553},
@@ -193,7 +193,7 @@ func TestRefusedCommands(t *testing.T) {
 		{"DELE a folder", func() error { return c.Delete("/replies") }, 550},
 		{"RNTO into archive", func() error { return c.Rename("sms.txt", "/archive/sms.txt") }, 553},
 		{"RNFR from results", func() error { return c.Rename("/results/sms.txt.report", "stolen.txt") }, 550},
-		{"RNTO hidden", func() error { return c.Rename("sms.txt", ".sms.txt") }, 553},
+		{"RNTO the server's temporary prefix", func() error { return c.Rename("sms.txt", tempPrefix+"sms.txt") }, 553},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -26,7 +26,9 @@ func TestCheckName(t *testing.T) {
 		{"upload.txt~", true},
 		{strings.Repeat("a", maxNameLen), true},
 		{"", false},
-		{".hidden", false},
+		{".hidden", true}, // SPEC §5: ignored until renamed
+		{".sms.txt", true},
+		{".upload-x", false}, // the server's temporary names
 		{"..", false},
 		{strings.Repeat("a", maxNameLen+1), false},
 		{`a\b`, false},

@@ -83,8 +83,12 @@ func checkName(name string) error {
 		return nameError(fmt.Sprintf("longer than %d bytes", maxNameLen))
 	case !utf8.ValidString(name):
 		return nameError("not valid UTF-8")
-	case strings.HasPrefix(name, "."):
-		return nameError("names starting with a dot are reserved")
+	case name == "." || name == "..":
+		return nameError("not a file name")
+	case strings.HasPrefix(name, tempPrefix):
+		// SPEC §5 lets a client upload under a dot name and rename it;
+		// only the server's own temporary names are reserved.
+		return nameError("reserved prefix " + tempPrefix)
 	case strings.ContainsAny(name, `/\`):
 		return nameError("no folder separators allowed")
 	case strings.ContainsFunc(name, unicode.IsControl):

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -285,21 +286,40 @@ func TestRejectedFile(t *testing.T) {
 	}
 }
 
-func TestPartUploadThenRename(t *testing.T) {
+// SPEC §5: names starting with a dot or ending in .part (and the like)
+// are ignored until renamed, so a client may upload under a temporary
+// name and rename it. A dot name was refused (553) before.
+func TestTemporaryNameUploadThenRename(t *testing.T) {
 	e := start(t, testConfig(t))
 	c := e.login("demo", "demo")
-	if err := c.Stor("x.part", strings.NewReader(seedPersonalised)); err != nil {
-		t.Fatal(err)
+	temps := []string{"x.part", ".y.txt"}
+	for _, name := range temps {
+		body := strings.Replace(seedPersonalised, "T-Best regards", "T-Best regards ("+name+")", 1)
+		if err := c.Stor(name, strings.NewReader(body)); err != nil {
+			t.Fatalf("STOR %s: %v", name, err)
+		}
 	}
-	// Give the watcher a chance to (wrongly) pick it up.
+	// Give the watcher a chance to (wrongly) pick them up.
 	time.Sleep(3 * e.cfg.Processing.Settle)
-	if _, err := os.Stat(filepath.Join(e.dir("demo"), "x.part")); err != nil {
-		t.Fatalf("x.part was processed before its rename: %v", err)
-	}
-	if err := c.Rename("x.part", "x.txt"); err != nil {
+	listed, err := c.NameList("/")
+	if err != nil {
 		t.Fatal(err)
 	}
-	waitState(t, filepath.Join(e.dir("demo"), "results", "x.txt.report"), "done")
+	for _, name := range temps {
+		if _, err := os.Stat(filepath.Join(e.dir("demo"), name)); err != nil {
+			t.Fatalf("%s was processed before its rename: %v", name, err)
+		}
+		if !slices.Contains(listed, name) {
+			t.Errorf("%s not listed in the inbox: %v", name, listed)
+		}
+	}
+	for i, name := range temps {
+		final := fmt.Sprintf("final%d.txt", i)
+		if err := c.Rename(name, final); err != nil {
+			t.Fatalf("rename %s: %v", name, err)
+		}
+		waitState(t, filepath.Join(e.dir("demo"), "results", final+".report"), "done")
+	}
 }
 
 func TestLocalWriterAppendingSlowly(t *testing.T) {
