@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // Large transfers take the fast paths (a 1 MiB upload buffer, sendfile for
@@ -98,5 +99,31 @@ func TestLargeUploadLimits(t *testing.T) {
 				t.Fatalf("stored file differs: %d bytes, want %d", len(got), len(data))
 			}
 		})
+	}
+}
+
+// An upload that stops sending times out after idle_timeout, like an idle
+// session: the library kept the session alive while the transfer was open
+// and set no deadline on data connections, so the upload held its
+// connection slot, its temporary file and a 1 MiB buffer for good (found
+// by review). Nothing of it is kept.
+func TestStalledUploadTimesOut(t *testing.T) {
+	e := startEnv(t, func(c *Config) { c.IdleTimeout = 300 * time.Millisecond })
+	r := dialRaw(t, e.addr, "")
+	r.login(userA, passA)
+	data := r.openData()
+	if code, msg := r.cmd("STOR slow.txt"); code != 150 {
+		t.Fatalf("STOR: %d %s", code, msg)
+	}
+	if _, err := data.Write([]byte("U-")); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing more is sent: the server ends the transfer with an error.
+	code, msg := r.read()
+	if code < 400 {
+		t.Fatalf("stalled upload answered %d %s, want an error", code, msg)
+	}
+	if left := files(t, e.dir(userA)); len(left) != 0 {
+		t.Errorf("left in the inbox: %v", left)
 	}
 }
