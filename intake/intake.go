@@ -412,7 +412,14 @@ func (in *Intake) recover(a *Account, name string, sum []byte, read os.FileInfo,
 // LockName keeps the FTP server from replacing name between the check and
 // the rename.
 func (in *Intake) move(a *Account, name string, b *state.Batch, read os.FileInfo, data []byte) error {
-	dst := filepath.Join(a.Dir, b.Folder, b.FileName())
+	folder := b.Folder
+	if folder == "scheduled" {
+		// Its time may have come meanwhile: started, it goes to archive/.
+		if cur, err := in.o.Store.Batch(b.ID); err == nil && cur.State != state.Scheduled {
+			folder = "archive"
+		}
+	}
+	dst := filepath.Join(a.Dir, folder, b.FileName())
 	src := filepath.Join(a.Dir, name)
 	unlock := in.LockName(a.Login, name)
 	cur, err := os.Lstat(src)
@@ -420,14 +427,14 @@ func (in *Intake) move(a *Account, name string, b *state.Batch, read os.FileInfo
 		err = os.Rename(src, dst)
 		unlock()
 		if err != nil {
-			return fmt.Errorf("move %s to %s/: %w", name, b.Folder, err)
+			return fmt.Errorf("move %s to %s/: %w", name, folder, err)
 		}
 		in.o.Store.MarkMovedLater(b.ID)
 		return nil
 	}
 	unlock()
 	if err := writeSynced(dst, data); err != nil {
-		return fmt.Errorf("keep %s in %s/: %w", name, b.Folder, err)
+		return fmt.Errorf("keep %s in %s/: %w", name, folder, err)
 	}
 	in.o.Logger.Warn("file replaced or deleted in the inbox while it was stored: its bytes kept in its folder, a new file under that name is processed on its own",
 		"account", a.Login, "file", name, "batch", b.ID)
@@ -501,6 +508,12 @@ func (in *Intake) Start(b *state.Batch) error {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, err2 := os.Lstat(filepath.Join(a.Dir, "archive", b.FileName())); err2 == nil {
 				return nil // moved before a restart
+			}
+			// Not moved out of the inbox yet (its D- came between the
+			// store and the move, or a crash came in between): not a
+			// deletion. The intake's move sends it to archive/.
+			if sameBytes(filepath.Join(a.Dir, b.Name), b.Hash) {
+				return nil
 			}
 		}
 		return fmt.Errorf("start batch %d: %w", b.ID, err)

@@ -478,3 +478,35 @@ func TestSubmitNeverBlocks(t *testing.T) {
 		t.Errorf("%d batches stored, want 1", len(f.got))
 	}
 }
+
+// A scheduled file whose D- comes between its store and its move out of
+// the inbox (or a crash in between, and a restart after its time): the
+// dispatcher starts the batch while the file is still in the inbox. That
+// is not a deletion: Start must not fail (the batch was cancelled, with
+// nothing deleted), and the move sends the file to archive/ (found by
+// review).
+func TestStartedBeforeItsMove(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "late.txt", "U-DEMO\nD-2026-12-01\nT-x\n#-447123450001\n")
+	due := time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC)
+	f.in.testHookStored = func(string) {
+		f.in.testHookStored = nil
+		started, err := f.store.PromoteDue(due)
+		if err != nil || len(started) != 1 {
+			t.Fatalf("promote: %v %v", started, err)
+		}
+		if err := f.in.Start(started[0]); err != nil {
+			t.Errorf("Start while the file is still in the inbox: %v (the batch would be cancelled)", err)
+		}
+	}
+	if err := f.in.Process("demo", "late.txt"); err != nil {
+		t.Fatal(err)
+	}
+	b := f.got[0]
+	if _, err := os.Stat(filepath.Join(f.dir, "archive", b.FileName())); err != nil {
+		t.Fatalf("not in archive/: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, "scheduled", b.FileName())); err == nil {
+		t.Fatal("left in scheduled/")
+	}
+}
