@@ -12,6 +12,7 @@ import (
 	"math"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -73,9 +74,13 @@ type Options struct {
 
 // Dispatcher is the send loop. Run it once.
 type Dispatcher struct {
-	o        Options
-	wake     chan struct{}
-	cancels  chan uint64
+	o       Options
+	wake    chan struct{}
+	cancels chan uint64
+	// stopped is closed when Run returns, so that Cancel and HandleEvents
+	// never wait for a dispatcher that is gone (a store error ends Run).
+	stopped  chan struct{}
+	stopOnce sync.Once
 	events   chan eventReq
 	global   *rate.Limiter
 	accounts map[string]*rate.Limiter
@@ -117,6 +122,7 @@ func New(o Options) *Dispatcher {
 		o:        o,
 		wake:     make(chan struct{}, 1),
 		cancels:  make(chan uint64, 64),
+		stopped:  make(chan struct{}),
 		events:   make(chan eventReq),
 		accounts: map[string]*rate.Limiter{},
 		picked:   map[state.Key]picked{},
@@ -146,9 +152,16 @@ func (d *Dispatcher) Wake() {
 }
 
 // Cancel asks the dispatcher to cancel batch id (its file was deleted).
+// Once Run has returned it does nothing: the next start's reconciliation
+// finds the file gone and cancels the batch. Before, it blocked for good
+// after 64 deletions, and with it the watcher or the FTP session that
+// reported the deletion, and then the shutdown.
 func (d *Dispatcher) Cancel(id uint64) {
-	d.cancels <- id
-	d.Wake()
+	select {
+	case d.cancels <- id:
+		d.Wake()
+	case <-d.stopped:
+	}
 }
 
 // HandleEvents is the sender's EventHandler: it returns once the events are
@@ -167,14 +180,22 @@ func (d *Dispatcher) HandleEvents(ctx context.Context, evs []sender.Event) error
 	case d.events <- req:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-d.stopped:
+		return errStopped
 	}
 	select {
 	case err := <-req.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-d.stopped:
+		return errStopped
 	}
 }
+
+// errStopped answers events that arrive after Run returned: the driver
+// does not acknowledge them, and the provider delivers them again.
+var errStopped = errors.New("dispatcher stopped")
 
 // replyAccount narrows a reply to the account whose sender id it was sent
 // to, when exactly one account has that sender id; "" matches the most
@@ -232,6 +253,7 @@ func (d *Dispatcher) collect(t *state.Tick, waiters []chan error) []chan error {
 // Run sends until ctx is done, then stores the outcome of what is in hand
 // and returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	defer d.stopOnce.Do(func() { close(d.stopped) })
 	var (
 		outcomes  []state.Outcome
 		waiters   []chan error

@@ -617,3 +617,34 @@ func TestNextWakeWithALimitedRetry(t *testing.T) {
 		})
 	}
 }
+
+// Once Run has returned (a store error ends it), Cancel and HandleEvents
+// return at once. Cancel used a blocking send into a 64-entry channel
+// nobody read any more: the 65th deletion blocked the watcher or the FTP
+// session reporting it for good, and then the shutdown (found by review).
+func TestCancelAfterRunStopped(t *testing.T) {
+	st, err := state.Open(filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := New(Options{Store: st, Sender: &fakeSender{}, Clock: clock.NewFake(t0)})
+	st.Close() // every store call fails: Run returns
+	if err := d.Run(context.Background()); err == nil {
+		t.Fatal("Run on a closed store returned no error")
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range 100 {
+			d.Cancel(uint64(i + 1))
+		}
+		if err := d.HandleEvents(context.Background(), []sender.Event{{Kind: sender.Receipt, PartID: "p"}}); err == nil {
+			t.Error("HandleEvents after Run stopped returned no error")
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Cancel or HandleEvents blocked after Run stopped")
+	}
+}
