@@ -415,8 +415,8 @@ func (in *Intake) move(a *Account, name string, b *state.Batch, read os.FileInfo
 	folder := b.Folder
 	if folder == "scheduled" {
 		// Its time may have come meanwhile: started, it goes to archive/.
-		if cur, err := in.o.Store.Batch(b.ID); err == nil && cur.State != state.Scheduled {
-			folder = "archive"
+		if cur, err := in.o.Store.Batch(b.ID); err == nil {
+			folder = folderOf(cur)
 		}
 	}
 	dst := filepath.Join(a.Dir, folder, b.FileName())
@@ -486,13 +486,17 @@ func (in *Intake) Path(b *state.Batch) string {
 	if a == nil {
 		return ""
 	}
-	folder := b.Folder
-	if folder == "scheduled" && b.State != state.Scheduled {
-		// Started: Start moved it to archive/ (b.Folder is where the
-		// intake put it). Cancelled while scheduled, it is gone anyway.
-		folder = "archive"
+	return filepath.Join(a.Dir, folderOf(b), b.FileName())
+}
+
+// folderOf is the folder batch b's file belongs in now: b.Folder is where
+// the intake put it, and Start moves a started scheduled batch's file to
+// archive/ (cancelled while scheduled, it is gone anyway).
+func folderOf(b *state.Batch) string {
+	if b.Folder == "scheduled" && b.State != state.Scheduled {
+		return "archive"
 	}
-	return filepath.Join(a.Dir, folder, b.FileName())
+	return b.Folder
 }
 
 // Start moves a scheduled batch's file from scheduled/ to archive/ when it
@@ -598,10 +602,7 @@ func (in *Intake) lostMoves(a *Account) error {
 		if in.inFolder(a, b) || !sameBytes(filepath.Join(a.Dir, name), b.Hash) {
 			continue // a new upload
 		}
-		dst := b.Folder
-		if dst == "scheduled" && b.State != state.Scheduled {
-			dst = "archive" // started: Start moved it there
-		}
+		dst := folderOf(b)
 		if err := os.Rename(filepath.Join(a.Dir, name), filepath.Join(a.Dir, dst, b.FileName())); err != nil {
 			return fmt.Errorf("move %s back to %s/: %w", name, dst, err)
 		}
