@@ -25,6 +25,7 @@ var (
 	errNoResume  = fmt.Errorf("%w: uploads cannot be appended to or resumed", fs.ErrPermission)
 	errNotFile   = fmt.Errorf("%w: not a regular file", fs.ErrPermission)
 	errReadOnly  = fmt.Errorf("%w: opened for reading only", fs.ErrPermission)
+	errBusy      = fmt.Errorf("%w: the file is being processed; its result will be in results/", fs.ErrPermission)
 	// errFailed stands for any error whose text could reveal a host path.
 	errFailed = errors.New("operation failed")
 )
@@ -275,8 +276,15 @@ func (d *clientDriver) Remove(name string) error {
 	if fi.IsDir() {
 		return d.refuse("remove", p, errNoFolders)
 	}
+	unlock := d.lockInboxNames(p)
+	if d.inboxBusy(p) {
+		unlock()
+		return d.refuse("remove", p, errBusy)
+	}
 	// A symlink swapped in after resolve is only unlinked, never followed.
-	if err := d.fs.Remove(p); err != nil {
+	err = d.fs.Remove(p)
+	unlock()
+	if err != nil {
 		return d.fail("remove", p, err)
 	}
 	d.acct.removed(fi.Size())
@@ -314,7 +322,11 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 	if from == to {
 		return nil
 	}
-	unlock := d.lockInboxName(to)
+	unlock := d.lockInboxNames(from, to)
+	if d.inboxBusy(from) {
+		unlock()
+		return d.refuse("rename", from, errBusy)
+	}
 	err = d.fs.Rename(from, to)
 	unlock()
 	if err != nil {
@@ -348,6 +360,27 @@ func (d *clientDriver) lockInboxName(p string) (unlock func()) {
 		return func() {}
 	}
 	return d.s.cfg.LockInboxName(d.acct.Login, p[1:])
+}
+
+// lockInboxNames takes Config.LockInboxNames for those slash paths ps that
+// are in the inbox.
+func (d *clientDriver) lockInboxNames(ps ...string) (unlock func()) {
+	var names []string
+	for _, p := range ps {
+		if path.Dir(p) == "/" {
+			names = append(names, p[1:])
+		}
+	}
+	if d.s.cfg.LockInboxNames == nil || len(names) == 0 {
+		return func() {}
+	}
+	return d.s.cfg.LockInboxNames(d.acct.Login, names...)
+}
+
+// inboxBusy reports whether slash path p is an inbox file the gateway is
+// processing (Config.InboxBusy).
+func (d *clientDriver) inboxBusy(p string) bool {
+	return d.s.cfg.InboxBusy != nil && path.Dir(p) == "/" && d.s.cfg.InboxBusy(d.acct.Login, p[1:])
 }
 
 func (d *clientDriver) notifyUpload(name string) {

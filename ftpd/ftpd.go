@@ -100,6 +100,14 @@ type Config struct {
 	// so that it never moves a file that replaced the one it processed.
 	// It returns the unlock function.
 	LockInboxName func(login, name string) (unlock func())
+	// LockInboxNames takes LockInboxName for several names at once (a
+	// rename's source and target). Set with LockInboxName.
+	LockInboxNames func(login string, names ...string) (unlock func())
+	// InboxBusy, when set, reports whether the gateway is processing
+	// inbox file name; it is asked under LockInboxNames. Such a file is
+	// not renamed or deleted: renamed, it would be processed twice; deleted,
+	// it would be sent all the same. May be nil.
+	InboxBusy func(login, name string) bool
 	// OnDelete is called after a successful DELE with the login and the
 	// slash path relative to the account root (e.g. "scheduled/12_sms.txt"),
 	// so the gateway can cancel. May be nil.

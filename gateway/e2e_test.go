@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -416,5 +418,58 @@ func TestRestartKeepsResultsAndIDs(t *testing.T) {
 	rep := waitState(t, filepath.Join(e2.dir("demo"), "results", "b.txt.report"), "done")
 	if rep["batch"] != "2" {
 		t.Errorf("batch id after restart = %s, want 2", rep["batch"])
+	}
+}
+
+// A file renamed or deleted while it is processed: the server either acts
+// before processing starts or refuses with 550, so a file is never
+// processed twice (a rename) nor sent after a successful DELE.
+func TestRenameOrDeleteWhileProcessed(t *testing.T) {
+	for _, op := range []string{"rename", "delete"} {
+		t.Run(op, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Accounts[0].DedupeWindow = 0 // a second processing would send again
+			cfg.Accounts[0].MaxRecipients = 20000
+			e := start(t, cfg)
+			c := e.login("demo", "demo")
+			// Big enough that processing takes tens of milliseconds.
+			if err := c.Stor("big.txt", strings.NewReader(dropFile("DEMO", op, 0, 20000))); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if op == "rename" {
+				err = c.Rename("big.txt", "moved.txt")
+			} else {
+				err = c.Delete("big.txt")
+			}
+			results := filepath.Join(e.dir("demo"), "results")
+			var te *textproto.Error
+			switch {
+			case err == nil && op == "rename":
+				waitState(t, filepath.Join(results, "moved.txt.report"), "sending", "done")
+			case err == nil:
+				time.Sleep(5 * cfg.Processing.Settle)
+			case errors.As(err, &te) && te.Code == 550 && strings.Contains(te.Msg, "being processed"):
+				waitState(t, filepath.Join(results, "big.txt.report"), "sending", "done")
+			default:
+				t.Fatalf("%s: %v, want success or 550 being processed", op, err)
+			}
+			t.Logf("%s: %v", op, err)
+			time.Sleep(5 * cfg.Processing.Settle) // a second processing, if any, shows by now
+			ents, _ := os.ReadDir(results)
+			var reports []string
+			for _, ent := range ents {
+				if strings.HasSuffix(ent.Name(), ".report") {
+					reports = append(reports, ent.Name())
+				}
+			}
+			want := 1
+			if err == nil && op == "delete" {
+				want = 0
+			}
+			if len(reports) != want {
+				t.Fatalf("reports %v after %s (%v), want %d", reports, op, err, want)
+			}
+		})
 	}
 }

@@ -243,12 +243,14 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 				g.in.Submit(login, name)
 			}
 		},
-		LockInboxName: g.in.LockName,
-		OnDelete:      g.fileRemoved,
-		OnLogin:       func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
-		OnBan:         func(netip.Addr) { g.met.Bans.Inc() },
-		Logger:        g.log.With("component", "ftpd"),
-		Clock:         g.clock,
+		LockInboxName:  g.in.LockName,
+		LockInboxNames: g.in.LockNames,
+		InboxBusy:      g.in.Busy,
+		OnDelete:       g.fileRemoved,
+		OnLogin:        func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
+		OnBan:          func(netip.Addr) { g.met.Bans.Inc() },
+		Logger:         g.log.With("component", "ftpd"),
+		Clock:          g.clock,
 	})
 	if err != nil {
 		return nil, err

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +89,13 @@ type Intake struct {
 	jobs map[job]jobState
 	// names are the locks LockName hands out, striped by name.
 	names [64]sync.Mutex
+	// busy holds the inbox files a worker has opened and not finished
+	// with, under busyMu. A worker adds its file under the file's name
+	// lock, so the FTP server, which checks Busy under the same lock
+	// before it renames or deletes an inbox file, either acts before the
+	// worker opens the file or refuses.
+	busyMu sync.Mutex
+	busy   map[job]struct{}
 	// testHookStored, when set, runs after a batch is stored and before
 	// its file is moved.
 	testHookStored func(name string)
@@ -111,7 +119,7 @@ func New(o Options) (*Intake, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	in := &Intake{o: o, accounts: map[string]*Account{}, ready: make(chan struct{}, 1), jobs: map[job]jobState{}}
+	in := &Intake{o: o, accounts: map[string]*Account{}, ready: make(chan struct{}, 1), jobs: map[job]jobState{}, busy: map[job]struct{}{}}
 	for i := range o.Accounts {
 		a := &o.Accounts[i]
 		for _, f := range append([]string{""}, Folders...) {
@@ -291,7 +299,12 @@ func (in *Intake) process(login, name string) error {
 	}
 	start := in.o.Clock.Now()
 	path := filepath.Join(a.Dir, name)
+	key := job{strings.ToLower(a.Login), name}
+	unlock := in.LockName(a.Login, name)
+	in.setBusy(key, true)
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	unlock()
+	defer in.setBusy(key, false)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil // already processed
@@ -471,13 +484,54 @@ func writeSynced(p string, data []byte) error {
 // name (Config.LockInboxName), so that a move never takes a newer upload
 // for the file the intake read.
 func (in *Intake) LockName(login, name string) (unlock func()) {
-	h := fnv.New32a()
-	h.Write([]byte(strings.ToLower(login)))
-	h.Write([]byte{0})
-	h.Write([]byte(name))
-	mu := &in.names[h.Sum32()%uint32(len(in.names))]
-	mu.Lock()
-	return mu.Unlock
+	return in.LockNames(login, name)
+}
+
+// LockNames takes LockName for several names of one account at once, in
+// one order whatever the names, so that two callers never deadlock.
+func (in *Intake) LockNames(login string, names ...string) (unlock func()) {
+	var idx []int
+	for _, name := range names {
+		h := fnv.New32a()
+		h.Write([]byte(strings.ToLower(login)))
+		h.Write([]byte{0})
+		h.Write([]byte(name))
+		i := int(h.Sum32() % uint32(len(in.names)))
+		if !slices.Contains(idx, i) {
+			idx = append(idx, i)
+		}
+	}
+	slices.Sort(idx)
+	for _, i := range idx {
+		in.names[i].Lock()
+	}
+	return func() {
+		for _, i := range slices.Backward(idx) {
+			in.names[i].Unlock()
+		}
+	}
+}
+
+// Busy reports whether a worker has inbox file name of account login open
+// and has not moved it yet. The FTP server asks, under LockNames, before
+// it renames or deletes an inbox file: renamed, the file would be
+// processed again under its new name (sent twice with no dedupe window);
+// deleted, it would be sent anyway, its bytes kept.
+func (in *Intake) Busy(login, name string) bool {
+	in.busyMu.Lock()
+	defer in.busyMu.Unlock()
+	_, ok := in.busy[job{strings.ToLower(login), name}]
+	return ok
+}
+
+func (in *Intake) setBusy(key job, on bool) {
+	in.busyMu.Lock()
+	defer in.busyMu.Unlock()
+	if on {
+		in.busy[key] = struct{}{}
+	} else {
+		delete(in.busy, key)
+	}
 }
 
 // Path is where batch b's file is now on disk, once moved out of the inbox.

@@ -510,3 +510,32 @@ func TestStartedBeforeItsMove(t *testing.T) {
 		t.Fatal("left in scheduled/")
 	}
 }
+
+func TestBusyWhileProcessed(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "a.txt", drop)
+	var during bool
+	f.in.testHookStored = func(name string) { during = f.in.Busy("DEMO", name) }
+	if f.in.Busy("demo", "a.txt") {
+		t.Fatal("busy before processing")
+	}
+	if err := f.in.Process("demo", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if !during || f.in.Busy("demo", "a.txt") {
+		t.Fatalf("busy while stored = %v (want true), after = %v (want false)", during, f.in.Busy("demo", "a.txt"))
+	}
+	// Two names on one stripe (here the same name twice) take it once:
+	// taking it twice would never return.
+	done := make(chan struct{})
+	go func() {
+		unlock := f.in.LockNames("demo", "a.txt", "a.txt", "b.txt")
+		unlock()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("LockNames deadlocked on a repeated stripe")
+	}
+}
