@@ -24,9 +24,25 @@ import (
 	"smsdrop/state"
 )
 
+// Store is what the dispatcher needs of the store; *state.Store is it.
+// Tests put a failing store in front of the real one.
+type Store interface {
+	PromoteDue(now time.Time) ([]*state.Batch, error)
+	Commit(t *state.Tick) (state.TickResult, error)
+	FreshAccounts() ([]string, error)
+	FreshBatches(account string, after uint64, max int) ([]*state.Batch, error)
+	FreshMessages(id uint64, after, max int) ([]*state.Message, int, error)
+	DueRetries(now time.Time, after []byte, max int, skip func(account string) bool) ([]state.Retry, []byte, error)
+	NextDue() (time.Time, bool)
+	NextRetry(from time.Time) (time.Time, bool)
+	NextReceiptCheck() (time.Time, bool)
+}
+
+var _ Store = (*state.Store)(nil)
+
 // Options configure a Dispatcher.
 type Options struct {
-	Store  *state.Store
+	Store  Store
 	Sender sender.Sender
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -259,7 +275,28 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		waiters   []chan error
 		tick      state.Tick
 		lastWrite time.Time
+		failures  int
 	)
+	// retry keeps what a failed tick had in hand for the next one, and
+	// waits: a store that refused a write (a full disk) often takes the
+	// next. Before, Run returned, and nothing was sent again until a
+	// restart while the FTP server went on accepting files.
+	retry := func(err error) {
+		d.fail(err, waiters)
+		outcomes = tick.Outcomes
+		d.heldCancels = append(d.heldCancels, tick.Cancels...)
+		failures++
+		wait := min(retryStoreBase<<min(failures-1, 10), retryStoreMax)
+		d.o.Logger.Error("store tick failed: trying again", "err", err, "failures", failures, "in", wait.String())
+		t := d.o.Clock.NewTimer(wait)
+		defer t.Stop()
+		d.asleep.Store(true)
+		select {
+		case <-ctx.Done():
+		case <-t.C():
+		}
+		d.asleep.Store(false)
+	}
 	for {
 		if wait := time.Until(lastWrite.Add(d.o.MinTick)); d.o.MinTick > 0 && wait > 0 && ctx.Err() == nil {
 			t := time.NewTimer(wait)
@@ -280,7 +317,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		if !stopping {
 			promoted, err := d.o.Store.PromoteDue(now)
 			if err != nil {
-				return d.fail(err, waiters)
+				retry(err)
+				continue
 			}
 			for _, b := range promoted {
 				changed = append(changed, b.ID)
@@ -293,20 +331,27 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			}
 			wait, err = d.pick(now, &tick)
 			if err != nil {
-				return d.fail(err, waiters)
+				retry(err)
+				continue
 			}
 		}
 		res, err := d.o.Store.Commit(&tick)
 		if res.Wrote {
 			lastWrite = time.Now()
 		}
-		for _, w := range waiters {
-			w <- err
-		}
 		if err != nil {
-			d.o.Logger.Error("store tick failed", "err", err)
-			return err
+			if stopping {
+				// What was handed over and not stored becomes
+				// UNCONFIRMED at the next start, as after a crash.
+				return d.fail(err, waiters)
+			}
+			retry(err)
+			continue
 		}
+		for _, w := range waiters {
+			w <- nil
+		}
+		failures = 0
 		changed = append(changed, res.Changed...)
 		// Replies before batches, so the results writer never renders a
 		// report counting replies before it knows the reply file changed.
@@ -339,11 +384,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}
 }
 
+// A failed store tick is tried again after retryStoreBase, doubling up to
+// retryStoreMax.
+const (
+	retryStoreBase = 100 * time.Millisecond
+	retryStoreMax  = 30 * time.Second
+)
+
+// fail answers the events in hand with err: their drivers do not
+// acknowledge them, and they come again.
 func (d *Dispatcher) fail(err error, waiters []chan error) error {
 	for _, w := range waiters {
 		w <- err
 	}
-	d.o.Logger.Error("dispatch failed", "err", err)
 	return err
 }
 

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -73,12 +74,19 @@ type harness struct {
 
 func newHarness(t *testing.T, o Options) *harness {
 	t.Helper()
+	return newHarnessWrapped(t, o, func(st *state.Store) Store { return st })
+}
+
+// newHarnessWrapped is newHarness with the dispatcher's store put behind
+// wrap.
+func newHarnessWrapped(t *testing.T, o Options, wrap func(*state.Store) Store) *harness {
+	t.Helper()
 	st, err := state.Open(filepath.Join(t.TempDir(), "db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, store: st, clk: clock.NewFake(t0), snd: &fakeSender{}}
-	o.Store, o.Sender, o.Clock = st, h.snd, h.clk
+	o.Store, o.Sender, o.Clock = wrap(st), h.snd, h.clk
 	h.d = New(o)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -627,10 +635,12 @@ func TestCancelAfterRunStopped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer st.Close()
 	d := New(Options{Store: st, Sender: &fakeSender{}, Clock: clock.NewFake(t0)})
-	st.Close() // every store call fails: Run returns
-	if err := d.Run(context.Background()); err == nil {
-		t.Fatal("Run on a closed store returned no error")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -646,5 +656,70 @@ func TestCancelAfterRunStopped(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Cancel or HandleEvents blocked after Run stopped")
+	}
+}
+
+// failingStore refuses commits while fail says so, as a full disk does.
+type failingStore struct {
+	*state.Store
+	fail     func(t *state.Tick) bool
+	mu       sync.Mutex
+	refused  int
+	outcomes int // outcomes in refused commits
+}
+
+func (f *failingStore) Commit(t *state.Tick) (state.TickResult, error) {
+	f.mu.Lock()
+	refuse := f.fail(t)
+	if refuse {
+		f.refused++
+		f.outcomes += len(t.Outcomes)
+	}
+	f.mu.Unlock()
+	if refuse {
+		return state.TickResult{}, errors.New("no space left on device")
+	}
+	return f.Store.Commit(t)
+}
+
+// A store that refuses commits for a while: the dispatcher tries again,
+// stores the outcome of what it had handed over, and sends nothing twice.
+// Before, Run returned on the first refusal, and nothing was sent until a
+// restart.
+func TestStoreFailureIsRetried(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		fail func(n int, t *state.Tick) bool // n: commits with work seen so far
+	}{
+		{"hand-overs refused", func(n int, t *state.Tick) bool { return len(t.Handovers) > 0 && n <= 3 }},
+		{"outcomes refused", func(n int, t *state.Tick) bool { return len(t.Outcomes) > 0 && n <= 5 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fs *failingStore
+			seen := 0
+			h := newHarnessWrapped(t, Options{}, func(st *state.Store) Store {
+				fs = &failingStore{Store: st, fail: func(tk *state.Tick) bool {
+					if len(tk.Handovers)+len(tk.Outcomes) > 0 {
+						seen++
+					}
+					return tc.fail(seen, tk)
+				}}
+				return fs
+			})
+			b := h.add(3, t0, false, 1)
+			h.until(b.ID, time.Second, "all on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 3 })
+			fs.mu.Lock()
+			refused, lost := fs.refused, fs.outcomes
+			fs.mu.Unlock()
+			if refused == 0 {
+				t.Fatal("no commit was refused: the test tests nothing")
+			}
+			if tc.name == "outcomes refused" && lost == 0 {
+				t.Fatal("no outcome was refused")
+			}
+			if n := h.snd.count(); n != 3 {
+				t.Fatalf("handed over %d times, want 3 (once each)", n)
+			}
+		})
 	}
 }

@@ -353,15 +353,6 @@ func (d *clientDriver) replaceable(op, p string) (int64, error) {
 	return fi.Size(), nil
 }
 
-// lockInboxName takes Config.LockInboxName for slash path p when p is in
-// the inbox, the top folder.
-func (d *clientDriver) lockInboxName(p string) (unlock func()) {
-	if d.s.cfg.LockInboxName == nil || path.Dir(p) != "/" {
-		return func() {}
-	}
-	return d.s.cfg.LockInboxName(d.acct.Login, p[1:])
-}
-
 // lockInboxNames takes Config.LockInboxNames for those slash paths ps that
 // are in the inbox.
 func (d *clientDriver) lockInboxNames(ps ...string) (unlock func()) {

@@ -94,14 +94,13 @@ type Config struct {
 	// applies its own ignore rules. It must not block long: the client's
 	// "226" reply waits for it. May be nil.
 	OnUpload func(login, name string)
-	// LockInboxName, when set, is held while an upload or a rename puts a
-	// file under name in login's inbox, replacing any file there: the
-	// gateway moves processed files out of the inbox under the same lock,
-	// so that it never moves a file that replaced the one it processed.
-	// It returns the unlock function.
-	LockInboxName func(login, name string) (unlock func())
-	// LockInboxNames takes LockInboxName for several names at once (a
-	// rename's source and target). Set with LockInboxName.
+	// LockInboxNames, when set, is held while an upload or a rename puts a
+	// file under a name in login's inbox, replacing any file there, and
+	// while a rename or a DELE takes a file away (with InboxBusy): the
+	// gateway opens inbox files and moves processed ones out under the same
+	// locks, so that it never moves a file that replaced the one it
+	// processed. A rename passes its source and target at once. It returns
+	// the unlock function.
 	LockInboxNames func(login string, names ...string) (unlock func())
 	// InboxBusy, when set, reports whether the gateway is processing
 	// inbox file name; it is asked under LockInboxNames. Such a file is

@@ -720,23 +720,27 @@ func TestQuota(t *testing.T) {
 }
 
 // An upload or a rename that puts a file under an inbox name holds
-// LockInboxName while it does: the gateway moves processed files under the
-// same lock, and must never move a newer upload for the file it read. A
-// rename out of the inbox or into a sub-folder's name takes no lock.
+// LockInboxNames while it does (a rename for both its names): the gateway
+// moves processed files under the same lock, and must never move a newer
+// upload for the file it read.
 func TestInboxNameLockedWhileReplaced(t *testing.T) {
 	var mu sync.Mutex
 	var held []string
 	locked := map[string]bool{}
 	e := startEnv(t, func(c *Config) {
-		c.LockInboxName = func(login, name string) func() {
+		c.LockInboxNames = func(login string, names ...string) func() {
 			mu.Lock()
 			defer mu.Unlock()
-			locked[name] = true
-			held = append(held, login+"/"+name)
+			for _, name := range names {
+				locked[name] = true
+			}
+			held = append(held, login+"/"+strings.Join(names, "+"))
 			return func() {
 				mu.Lock()
 				defer mu.Unlock()
-				locked[name] = false
+				for _, name := range names {
+					locked[name] = false
+				}
 			}
 		}
 		c.OnUpload = func(login, name string) {
@@ -745,6 +749,14 @@ func TestInboxNameLockedWhileReplaced(t *testing.T) {
 			if locked[name] {
 				t.Errorf("%s still locked when the upload is announced", name)
 			}
+		}
+		c.InboxBusy = func(login, name string) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			if !locked[name] {
+				t.Errorf("InboxBusy(%s) asked without its lock", name)
+			}
+			return name == "busy.txt"
 		}
 	})
 	c := e.login(userA, passA)
@@ -757,9 +769,25 @@ func TestInboxNameLockedWhileReplaced(t *testing.T) {
 	if err := c.Rename("sms.txt", "other.txt"); err != nil {
 		t.Fatal(err)
 	}
+	// A file the gateway is processing is neither renamed nor deleted.
+	if err := c.Stor("busy.txt", strings.NewReader("three")); err != nil {
+		t.Fatal(err)
+	}
+	for op, try := range map[string]func() error{
+		"rename": func() error { return c.Rename("busy.txt", "x.txt") },
+		"delete": func() error { return c.Delete("busy.txt") },
+	} {
+		if err := try(); err == nil || !strings.Contains(err.Error(), "being processed") {
+			t.Errorf("%s of a busy file: %v, want 550 being processed", op, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(e.dir(userA), "busy.txt")); err != nil {
+		t.Errorf("busy file gone: %v", err)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{userA + "/sms.txt", userA + "/sms.txt", userA + "/other.txt"}
+	held = held[:3]
+	want := []string{userA + "/sms.txt", userA + "/sms.txt", userA + "/sms.txt+other.txt"}
 	if !slices.Equal(held, want) {
 		t.Errorf("locks taken %v, want %v", held, want)
 	}

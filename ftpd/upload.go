@@ -420,7 +420,7 @@ func (u *upload) publish() error {
 	if err != nil {
 		return err
 	}
-	unlock := u.d.lockInboxName(u.p)
+	unlock := u.d.lockInboxNames(u.p)
 	err = u.d.fs.Rename(u.temp, u.p)
 	unlock()
 	if err != nil {

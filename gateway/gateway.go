@@ -51,6 +51,9 @@ type Gateway struct {
 	wgs   [3]sync.WaitGroup
 	errMu sync.Mutex
 	err   error
+	// failed is closed when a service stops on an error (Failed).
+	failed   chan struct{}
+	failOnce sync.Once
 }
 
 // Options are what the command line adds to the configuration.
@@ -95,7 +98,7 @@ func dispatchMinTick(rate float64) time.Duration {
 
 // New builds every service; nothing runs until Start.
 func New(cfg *config.Config, o Options) (*Gateway, error) {
-	g := &Gateway{cfg: cfg, log: o.Logger, clock: o.Clock}
+	g := &Gateway{cfg: cfg, log: o.Logger, clock: o.Clock, failed: make(chan struct{})}
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
@@ -243,7 +246,6 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 				g.in.Submit(login, name)
 			}
 		},
-		LockInboxName:  g.in.LockName,
 		LockInboxNames: g.in.LockNames,
 		InboxBusy:      g.in.Busy,
 		OnDelete:       g.fileRemoved,
@@ -335,8 +337,23 @@ func (g *Gateway) HTTPAddr() string {
 	return g.http.Addr()
 }
 
-// Health reports whether the store and the sender are usable.
+// Failed is closed when one of the gateway's services (the intake, the
+// watcher, the dispatcher, the sender, the results writer) has stopped on
+// an error: the gateway no longer does all its work, and the command
+// stops it, so that the service manager starts it again and its start-up
+// recovers what was in hand.
+func (g *Gateway) Failed() <-chan struct{} { return g.failed }
+
+// Health reports whether the store and the sender are usable, and every
+// service still runs.
 func (g *Gateway) Health() error {
+	select {
+	case <-g.failed:
+		g.errMu.Lock()
+		defer g.errMu.Unlock()
+		return fmt.Errorf("a service stopped: %w", g.err)
+	default:
+	}
 	if err := g.store.Ping(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
@@ -379,6 +396,7 @@ func (g *Gateway) goRun(wg *sync.WaitGroup, fn func() error) {
 			}
 			g.errMu.Unlock()
 			g.log.Error("service stopped", "err", err)
+			g.failOnce.Do(func() { close(g.failed) })
 		}
 	}()
 }

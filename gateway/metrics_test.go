@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os/exec"
@@ -10,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jlaffaye/ftp"
+
+	"smsdrop/sender"
 )
 
 func curl(t *testing.T, url string) (string, string) {
@@ -99,4 +103,43 @@ func TestHealthzWhileProviderDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, filepath.Join(e.dir("demo"), "results", "q.txt.report"), "sending")
+}
+
+// stoppingSender is a provider driver whose event loop ends on an error.
+type stoppingSender struct{}
+
+func (stoppingSender) Send(_ context.Context, msgs []sender.Message) []sender.Result {
+	return make([]sender.Result, len(msgs))
+}
+func (stoppingSender) Run(context.Context, sender.EventHandler) error {
+	return errors.New("event loop ended")
+}
+func (stoppingSender) Close() error { return nil }
+
+// A service that stops on an error makes /healthz answer 503 and closes
+// Failed, on which the command stops smsdrop (exit 1) for its service
+// manager to start it again. Before, the gateway went on taking files it
+// no longer sent, and /healthz said ok.
+func TestServiceStoppedIsReported(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	g, err := New(cfg, Options{Sender: stoppingSender{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-g.Failed():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Failed not closed after the sender's loop ended")
+	}
+	body, code := curl(t, fmt.Sprintf("http://%s/healthz", g.HTTPAddr()))
+	if code != "503" || !strings.Contains(body, "event loop ended") {
+		t.Errorf("/healthz with a service stopped = %s %q", code, body)
+	}
+	if err := g.Stop(); err == nil || !strings.Contains(err.Error(), "event loop ended") {
+		t.Errorf("Stop = %v, want the service's error", err)
+	}
 }

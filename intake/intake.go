@@ -481,7 +481,7 @@ func writeSynced(p string, data []byte) error {
 
 // LockName holds off the moves of account login's inbox file name until
 // unlock is called. The FTP server holds it while it renames a file over
-// name (Config.LockInboxName), so that a move never takes a newer upload
+// name (ftpd Config.LockInboxNames), so that a move never takes a newer upload
 // for the file the intake read.
 func (in *Intake) LockName(login, name string) (unlock func()) {
 	return in.LockNames(login, name)

@@ -139,8 +139,14 @@ func runServe(args []string, _, stderr io.Writer) int {
 	log.Info("smsdrop started", "version", versionString(), "ftp", g.FTPAddr(), "data_dir", cfg.DataDir, "sender", cfg.Sender.Driver)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
-	log.Info("stopping: finishing what is in hand")
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: finishing what is in hand")
+	case <-g.Failed():
+		// Exit non-zero: the service manager (Restart=on-failure) starts
+		// smsdrop again, and its start-up recovers what was in hand.
+		log.Error("a service stopped on an error: stopping smsdrop so that it is restarted")
+	}
 	if err := g.Stop(); err != nil {
 		log.Error("stopped with an error", "err", err)
 		return 1
