@@ -228,6 +228,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		Clock: g.clock, Logger: g.log.With("component", "watch"),
 		OnFile:   g.in.Submit,
 		OnRemove: g.fileRemoved,
+		OnMissed: g.filesGone,
 	})
 	if err != nil {
 		return nil, err
@@ -264,6 +265,20 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 func (g *Gateway) fileRemoved(login, rel string) {
 	if id := g.in.FileRemoved(login, rel); id != 0 {
 		g.log.Info("batch file deleted: cancelling", "account", login, "file", rel, "batch", id)
+		g.disp.Cancel(id)
+	}
+}
+
+// filesGone cancels the batches whose files were deleted while nothing
+// watched (watch.Options.OnMissed).
+func (g *Gateway) filesGone() {
+	ids, err := g.in.FilesGone()
+	if err != nil {
+		g.log.Error("look for deleted batch files", "err", err)
+		return
+	}
+	for _, id := range ids {
+		g.log.Info("batch file deleted unseen: cancelling", "batch", id)
 		g.disp.Cancel(id)
 	}
 }

@@ -594,7 +594,6 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: %w", err)
 	}
-	var cancel []uint64
 	for _, b := range bs {
 		a := in.accounts[strings.ToLower(b.Account)]
 		if a == nil {
@@ -609,22 +608,48 @@ func (in *Intake) Reconcile() ([]uint64, error) {
 				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
 			}
 		}
-		sched := filepath.Join(a.Dir, "scheduled", b.FileName())
-		arch := filepath.Join(a.Dir, "archive", b.FileName())
-		_, errS := os.Lstat(sched)
-		_, errA := os.Lstat(arch)
-		switch {
-		case b.State == state.Sending && errS == nil && errA != nil:
-			if err := os.Rename(sched, arch); err != nil {
+		// Started, its move to archive/ lost with the stop.
+		if inSched, inArch := in.whereIs(a, b); b.State == state.Sending && inSched && !inArch {
+			sched := filepath.Join(a.Dir, "scheduled", b.FileName())
+			if err := os.Rename(sched, filepath.Join(a.Dir, "archive", b.FileName())); err != nil {
 				return nil, fmt.Errorf("reconcile batch %d: %w", b.ID, err)
 			}
-		case b.State == state.Scheduled && errS != nil && errA != nil:
-			cancel = append(cancel, b.ID)
-		case b.State == state.Sending && errS != nil && errA != nil:
-			cancel = append(cancel, b.ID)
 		}
 	}
-	return cancel, nil
+	return in.FilesGone()
+}
+
+// whereIs reports whether batch b's file is in a's scheduled/ and in its
+// archive/. It looks in scheduled/ first: a starting batch's file moves from
+// there to archive/ in one rename, so it is never missed in both.
+func (in *Intake) whereIs(a *Account, b *state.Batch) (inSched, inArch bool) {
+	_, errS := os.Lstat(filepath.Join(a.Dir, "scheduled", b.FileName()))
+	_, errA := os.Lstat(filepath.Join(a.Dir, "archive", b.FileName()))
+	return errS == nil, errA == nil
+}
+
+// FilesGone returns the scheduled and sending batches whose file is in
+// neither scheduled/ nor archive/: deleted by the user while nothing
+// watched (before the watches were in place, or in an fsnotify overflow).
+// Deleting the file cancels what is left of its batch (SPEC §5).
+func (in *Intake) FilesGone() ([]uint64, error) {
+	bs, err := in.o.Store.BatchesWhere(func(b *state.Batch) bool {
+		return (b.State == state.Scheduled || b.State == state.Sending) && b.Moved
+	})
+	if err != nil {
+		return nil, fmt.Errorf("look for deleted batch files: %w", err)
+	}
+	var gone []uint64
+	for _, b := range bs {
+		a := in.accounts[strings.ToLower(b.Account)]
+		if a == nil {
+			continue
+		}
+		if inSched, inArch := in.whereIs(a, b); !inSched && !inArch {
+			gone = append(gone, b.ID)
+		}
+	}
+	return gone, nil
 }
 
 // lostMoves puts back the files a power cut returned to a's inbox. Nothing

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -537,5 +538,38 @@ func TestBusyWhileProcessed(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("LockNames deadlocked on a repeated stripe")
+	}
+}
+
+// FilesGone finds the scheduled and sending batches whose file was
+// deleted unseen, and only those.
+func TestFilesGone(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "kept.txt", drop)
+	f.write(t, "sched.txt", "U-DEMO\nD-2026-12-01\nT-x\n#-447123450001\n")
+	f.write(t, "gone.txt", "U-DEMO\nT-gone\n#-447123450001\n")
+	f.write(t, "gonesched.txt", "U-DEMO\nD-2026-12-01\nT-gone\n#-447123450001\n")
+	for _, name := range []string{"kept.txt", "sched.txt", "gone.txt", "gonesched.txt"} {
+		if err := f.in.Process("demo", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byName := map[string]*state.Batch{}
+	for _, b := range f.got {
+		byName[b.Name] = b
+	}
+	for _, rel := range []string{"archive/" + byName["gone.txt"].FileName(), "scheduled/" + byName["gonesched.txt"].FileName()} {
+		if err := os.Remove(filepath.Join(f.dir, rel)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	gone, err := f.in.FilesGone()
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(gone)
+	want := []uint64{byName["gone.txt"].ID, byName["gonesched.txt"].ID}
+	if !slices.Equal(gone, want) {
+		t.Fatalf("FilesGone = %v, want %v", gone, want)
 	}
 }

@@ -69,6 +69,11 @@ type Options struct {
 	// the consumer decides whether it was a cancellation. It runs on Run's
 	// goroutine, like OnFile.
 	OnRemove func(login, rel string)
+	// OnMissed, when set, is called on Run's goroutine once the watches
+	// are in place and after each fsnotify overflow: deletions before the
+	// watches or in an overflow were never reported to OnRemove, and a
+	// rescan only lists the inboxes. The consumer looks for them itself.
+	OnMissed func()
 }
 
 // Watcher watches the account directories given to New.
@@ -79,6 +84,7 @@ type Watcher struct {
 	log      *slog.Logger
 	onFile   func(login, name string)
 	onRemove func(login, rel string)
+	onMissed func()
 
 	// inboxes maps a cleaned inbox path to its login; subdirs maps a
 	// cleaned scheduled/ or archive/ path to the login and the folder name.
@@ -152,6 +158,7 @@ func New(opts Options) (*Watcher, error) {
 		log:      opts.Logger,
 		onFile:   opts.OnFile,
 		onRemove: opts.OnRemove,
+		onMissed: opts.OnMissed,
 		inboxes:  make(map[string]string, len(opts.Accounts)),
 		subdirs:  make(map[string]subdir, 2*len(opts.Accounts)),
 		dirs:     make(map[string]string, len(opts.Accounts)),
@@ -247,6 +254,7 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 	rescanT := w.clk.NewTimer(w.rescan)
 	defer rescanT.Stop()
 	w.scan(rescanT)
+	w.missed()
 	defer func() {
 		w.mu.Lock()
 		if w.timer != nil {
@@ -276,6 +284,7 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				w.log.Warn("watch: fsnotify overflow, rescanning", "err", err)
 				w.scan(rescanT)
+				w.missed()
 				continue
 			}
 			w.log.Error("watch: fsnotify", "err", err)
@@ -284,6 +293,12 @@ func (w *Watcher) loop(ctx context.Context, events <-chan fsnotify.Event, errs <
 		case <-settleC:
 			w.settled()
 		}
+	}
+}
+
+func (w *Watcher) missed() {
+	if w.onMissed != nil {
+		w.onMissed()
 	}
 }
 

@@ -35,6 +35,7 @@ type harness struct {
 	dirs    map[string]string
 	files   chan call
 	removes chan call
+	missed  chan struct{}
 }
 
 // newHarness makes one account directory per login, with its sub-folders,
@@ -48,6 +49,7 @@ func newHarness(t *testing.T, logins ...string) *harness {
 		dirs:    make(map[string]string),
 		files:   make(chan call, 100),
 		removes: make(chan call, 100),
+		missed:  make(chan struct{}, 100),
 	}
 	for _, login := range logins {
 		dir := filepath.Join(base, login)
@@ -69,6 +71,7 @@ func newHarness(t *testing.T, logins ...string) *harness {
 		OnRemove: func(login, rel string) {
 			h.removes <- call{login, rel, h.clk.Now()}
 		},
+		OnMissed: func() { h.missed <- struct{}{} },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -526,4 +529,30 @@ func (w *Watcher) candidateSize(login, name string) (int64, bool) {
 		return 0, false
 	}
 	return c.size, true
+}
+
+// OnMissed runs once the watches are in place and after each overflow,
+// not at the periodic rescans: deletions in scheduled/ and archive/ before
+// the watches or during an overflow were never reported, and rescans list
+// only the inboxes.
+func TestOnMissed(t *testing.T) {
+	h := newHarness(t, "demo")
+	errs := h.startWithout()
+	waitMissed := func(when string) {
+		t.Helper()
+		select {
+		case <-h.missed:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("OnMissed not called %s", when)
+		}
+	}
+	waitMissed("at start")
+	h.clk.Advance(testRescan)
+	errs <- fsnotify.ErrEventOverflow
+	waitMissed("after an overflow")
+	select {
+	case <-h.missed:
+		t.Fatal("OnMissed called at a periodic rescan")
+	default:
+	}
 }
