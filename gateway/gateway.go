@@ -297,6 +297,13 @@ func (g *Gateway) Start() error {
 	if err != nil {
 		return err
 	}
+	if l, ok := g.sender.(sender.IDLearner); ok {
+		ids, err := g.store.AwaitedPartIDs(sender.MaxLearnedIDs)
+		if err != nil {
+			return err
+		}
+		l.LearnIDs(ids)
+	}
 	if err := g.res.Startup(); err != nil {
 		return err
 	}

@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -22,6 +24,8 @@ type smsc struct {
 	stdin  io.WriteCloser
 	mu     sync.Mutex
 	submit []map[string]any
+	// manual, when set, leaves receipts to the test.
+	manual atomic.Bool
 }
 
 func startSMSC(t *testing.T) *smsc {
@@ -64,7 +68,7 @@ func startSMSC(t *testing.T) *smsc {
 				s.mu.Lock()
 				s.submit = append(s.submit, ev)
 				s.mu.Unlock()
-				if id, ok := ev["message_id"].(string); ok {
+				if id, ok := ev["message_id"].(string); ok && !s.manual.Load() {
 					s.send(map[string]any{"cmd": "receipt", "id": id, "stat": "DELIVRD", "tlv_id": id})
 				}
 			}
@@ -141,5 +145,50 @@ func TestThroughSMPP(t *testing.T) {
 	}
 	if opt, _ := e.g.Store().OptedOut("demo"); !opt["+447123450002"] {
 		t.Error("STOP over SMPP did not opt the number out")
+	}
+}
+
+// An SMSC that answers submit_sm with hex ids and writes them in decimal in
+// its receipts: a receipt that comes after a restart still finds its part.
+// Before, the index of ids matching the two was in memory only, and such a
+// message ended no NO_RECEIPT.
+func TestSMPPReceiptInOtherBaseAfterRestart(t *testing.T) {
+	sc := startSMSC(t)
+	sc.manual.Store(true)
+	sc.send(map[string]any{"cmd": "config", "ids": "hex"})
+	cfg := testConfig(t)
+	cfg.Sender.Driver = "smpp"
+	cfg.Sender.SMPP.Addr = fmt.Sprintf("127.0.0.1:%d", sc.port)
+	cfg.Sender.SMPP.SystemID, cfg.Sender.SMPP.Password = "smsdrop", "secret"
+	cfg.Sender.SMPP.Window = 10
+	cfg.Sender.SMPP.EnquireLink = 30 * time.Second
+	e := start(t, cfg)
+	c := e.login("demo", "demo")
+	if err := c.Stor("hex.txt", strings.NewReader("U-DEMO\nT-x\n#-447123450001\n")); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(e.dir("demo"), "results", "hex.txt.report")
+	waitFor(t, "the hand-over stored", func() bool {
+		_, err := os.Stat(report)
+		return err == nil && readReport(t, report)["on"] == "1"
+	})
+	subs := sc.submits()
+	if len(subs) != 1 {
+		t.Fatalf("%d submit_sm, want 1", len(subs))
+	}
+	hexID, _ := subs[0]["message_id"].(string)
+	n, err := strconv.ParseUint(hexID, 16, 64)
+	if err != nil {
+		t.Fatalf("SMSC id %q is not hex: %v", hexID, err)
+	}
+	if hexID == strconv.FormatUint(n, 10) {
+		t.Fatalf("id %q reads the same in both bases: the test tests nothing", hexID)
+	}
+	e.stop()
+	start(t, cfg) // bound to the SMSC when it returns
+	sc.send(map[string]any{"cmd": "receipt", "id": strconv.FormatUint(n, 10), "stat": "DELIVRD"})
+	rep := waitState(t, report, "done")
+	if rep["ok"] != "1" {
+		t.Errorf("report after a decimal receipt for hex id %s: %v", hexID, rep)
 	}
 }

@@ -104,3 +104,15 @@ type Sender interface {
 	// Close releases the driver's connections and files.
 	Close() error
 }
+
+// IDLearner is a driver that matches receipts to the ids its provider
+// gave at hand-over through what it remembers of them (SMPP, whose SMSCs
+// may write an id in hex in one place and in decimal in the other). The
+// gateway tells it, at start-up, the ids still waiting for a receipt.
+type IDLearner interface {
+	// LearnIDs remembers ids, given oldest first, as if just handed over.
+	LearnIDs(ids []string)
+}
+
+// MaxLearnedIDs is how many ids an IDLearner remembers; more are useless.
+const MaxLearnedIDs = smppIDIndexSize

@@ -193,6 +193,17 @@ func (s *SMPP) current() *smppConn {
 	return s.conn
 }
 
+var _ IDLearner = (*SMPP)(nil)
+
+// LearnIDs remembers ids handed over before a restart, so that a receipt
+// writing one of them differently still finds its part: the index of ids
+// is in memory only.
+func (s *SMPP) LearnIDs(ids []string) {
+	for _, id := range ids {
+		s.ids.add(id)
+	}
+}
+
 // Healthy reports whether the SMSC is bound; /healthz answers 503 while
 // it is not.
 func (s *SMPP) Healthy() error {

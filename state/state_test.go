@@ -3,6 +3,7 @@ package state
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -144,14 +145,21 @@ func handOver(t *testing.T, s *Store, now time.Time, keys ...Key) []Key {
 	return res.Handed
 }
 
-func TestTickLifecycle(t *testing.T) {
-	s := openTest(t)
+// threeMessages stores a batch of three recipients, lines 3 to 5, and
+// returns it and their keys.
+func threeMessages(t *testing.T, s *Store) (b *Batch, k1, k2, k3 Key) {
+	t.Helper()
 	b, err := s.CreateBatch(NewBatch{Account: "demo", Name: "a.txt", Sum: []byte("s"), Received: t0,
 		Parsed: parsed(3, t0, false), Validity: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k1, k2, k3 := Key{b.ID, 3}, Key{b.ID, 4}, Key{b.ID, 5}
+	return b, Key{b.ID, 3}, Key{b.ID, 4}, Key{b.ID, 5}
+}
+
+func TestTickLifecycle(t *testing.T) {
+	s := openTest(t)
+	b, k1, k2, k3 := threeMessages(t, s)
 	if h := handOver(t, s, t0, k1, k2, k3); len(h) != 3 {
 		t.Fatalf("handed %v", h)
 	}
@@ -159,7 +167,7 @@ func TestTickLifecycle(t *testing.T) {
 	if h := handOver(t, s, t0, k1); len(h) != 0 {
 		t.Fatalf("in-flight message handed again: %v", h)
 	}
-	_, err = s.Commit(&Tick{Now: t0.Add(time.Second), Outcomes: []Outcome{
+	_, err := s.Commit(&Tick{Now: t0.Add(time.Second), Outcomes: []Outcome{
 		{Key: k1, PartIDs: []string{"p1"}},
 		{Key: k2, Err: "THROTTLED", Temporary: true, NextTry: t0.Add(time.Minute)},
 		{Key: k3, Err: "REJECTED:0x0000000B"},
@@ -690,5 +698,43 @@ func TestUnusualOutcomes(t *testing.T) {
 				t.Fatalf("after the receipt timeout: message %s, batch %s; want %s, done", msgs[0].Status, got.State, tt.after)
 			}
 		})
+	}
+}
+
+// AwaitedPartIDs lists the parts still waiting for their receipt, the most
+// recently handed last, from the newest messages until it has max.
+func TestAwaitedPartIDs(t *testing.T) {
+	s := openTest(t)
+	_, k1, k2, k3 := threeMessages(t, s)
+	for i, o := range []Outcome{
+		{Key: k1, PartIDs: []string{"p1"}},
+		{Key: k2, PartIDs: []string{"p2a", "p2b"}},
+		{Key: k3, PartIDs: []string{"p3"}},
+	} {
+		at := t0.Add(time.Duration(i) * time.Second)
+		handOver(t, s, at, o.Key)
+		if _, err := s.Commit(&Tick{Now: at, Outcomes: []Outcome{o}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Commit(&Tick{Now: t0.Add(time.Minute), Receipts: []Receipt{{PartID: "p2a", Status: batch.StatusOK}, {PartID: "p3", Status: batch.StatusOK}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		max  int
+		want []string
+	}{
+		{10, []string{"p1", "p2b"}},
+		{2, []string{"p1", "p2b"}},
+		{1, []string{"p2b"}}, // the newest message waiting
+
+	} {
+		got, err := s.AwaitedPartIDs(tc.max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("AwaitedPartIDs(%d) = %v, want %v", tc.max, got, tc.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -857,4 +858,35 @@ func (s *Store) FreshMessages(id uint64, after, max int) ([]*Message, int, error
 		return nil
 	})
 	return out, last, err
+}
+
+// AwaitedPartIDs returns the provider ids of the parts still waiting for a
+// receipt, taken from the most recently handed messages back until there
+// are max (a message's parts all count), the most recent last. A driver that matches receipts writing an id differently
+// than its submit answer did (sender.SMPP) learns them again at start-up.
+func (s *Store) AwaitedPartIDs(max int) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bPending).Cursor()
+		for k, _ := c.Last(); k != nil && len(ids) < max; k, _ = c.Prev() {
+			m, err := getMsg(tx, keyFrom(k[8:]))
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			for _, p := range slices.Backward(m.Parts) {
+				if p.ID != "" && p.Status == batch.StatusOn {
+					ids = append(ids, p.ID)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("awaited part ids: %w", err)
+	}
+	slices.Reverse(ids)
+	return ids, nil
 }
