@@ -2,6 +2,7 @@ package batch
 
 import (
 	"strconv"
+	"unicode"
 
 	"github.com/nyaruka/phonenumbers"
 )
@@ -10,6 +11,18 @@ import (
 // digits; a little slack keeps national trunk prefixes, and anything longer
 // is rejected without the cost of a parse.
 const maxNumberDigits = 17
+
+// isNumberSeparator reports whether c is a separator SPEC §4 ignores in a
+// number: spaces, dots, dashes and brackets, typographic ones included (the
+// no-break and narrow spaces spreadsheets group digits with, en dashes),
+// as in message text (see translit).
+func isNumberSeparator(c rune) bool {
+	switch c {
+	case '\t', '.', '(', ')', '[', ']', '\u2212':
+		return true
+	}
+	return unicode.Is(unicode.Zs, c) || unicode.Is(unicode.Pd, c)
+}
 
 // cleanNumber removes the separators SPEC §4 ignores (spaces, dots, dashes,
 // brackets) and the international prefix. It returns the digits, whether the
@@ -26,13 +39,13 @@ func cleanNumber(s string) (digits string, intl bool, ok bool) {
 	}
 	if !clean {
 		b := make([]byte, 0, len(s))
-		for i := 0; i < len(s); i++ {
-			switch c := s[i]; {
+		for _, c := range s {
+			switch {
 			case c >= '0' && c <= '9':
-				b = append(b, c)
+				b = append(b, byte(c))
 			case c == '+' && len(b) == 0 && !intl:
 				intl = true
-			case c == ' ', c == '\t', c == '.', c == '-', c == '(', c == ')', c == '[', c == ']':
+			case isNumberSeparator(c):
 			default:
 				return "", false, false
 			}

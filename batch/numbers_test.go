@@ -18,6 +18,12 @@ func TestCheckNumber(t *testing.T) {
 		{"07400.123.456", "GB", false, "+447400123456", ""},
 		{"(07400) 123-456", "GB", false, "+447400123456", ""},
 		{"[07400]\t123456", "GB", false, "+447400123456", ""},
+		// Typographic separators, as spreadsheets and word processors write them.
+		{"07400\u00a0123\u00a0456", "GB", false, "+447400123456", ""},
+		{"07400\u202f123\u202f456", "GB", false, "+447400123456", ""},
+		{"07400\u2013123\u2010456", "GB", false, "+447400123456", ""},
+		{"+44\u2009(0)7400\u2212123456", "GB", false, "+447400123456", ""},
+		{"07400\u00b7123456", "GB", false, "", CodeInvalidNumber}, // a middle dot is no separator
 		{"+447400123456", "GB", false, "+447400123456", ""},
 		{"+44 (0)7400 123456", "GB", false, "+447400123456", ""},
 		{"00447400123456", "GB", false, "+447400123456", ""},

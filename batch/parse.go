@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -439,10 +440,16 @@ func (p *parser) read(r io.Reader, canRestart bool) (restart bool, err error) {
 	return false, nil
 }
 
+// isBlank reports whether a line holds only spaces: ASCII ones or any
+// Unicode space, such as a no-break space, in UTF-8 or as Windows-1252's
+// byte 0xA0 (SPEC §2: blank lines are ignored).
 func isBlank(b []byte) bool {
 	for _, c := range b {
 		if c != ' ' && c != '\t' {
-			return false
+			if !utf8.Valid(b) {
+				return len(bytes.Trim(b, " \t\xA0")) == 0
+			}
+			return strings.TrimFunc(string(b), func(r rune) bool { return r == '\t' || unicode.Is(unicode.Zs, r) }) == ""
 		}
 	}
 	return true
@@ -458,16 +465,18 @@ func hasNonASCII(b []byte) bool {
 }
 
 // decode turns a line's bytes into text in the file's encoding. UTF-8 text
-// is composed (NFC): an accent saved as a letter followed by a combining
-// mark, as macOS often writes é, is one character GSM has, not a mark it
-// lacks, which gsm mode would remove and auto mode would send as UCS-2.
+// is composed (NFC) for the gsm and auto charsets: an accent saved as a
+// letter followed by a combining mark, as macOS often writes é, is one
+// character GSM has, not a mark it lacks, which gsm mode would remove and
+// auto mode would send as UCS-2. The unicode charset keeps text verbatim
+// (SPEC §2, §3).
 func (p *parser) decode(b []byte) string {
 	if !hasNonASCII(b) {
 		return string(b)
 	}
 	if !p.cp1252 {
 		s := string(b)
-		if !norm.NFC.IsNormalString(s) {
+		if p.s.Charset != CharsetUnicode && !norm.NFC.IsNormalString(s) {
 			s = norm.NFC.String(s)
 		}
 		return s

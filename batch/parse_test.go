@@ -553,8 +553,10 @@ func TestCharacterWarnings(t *testing.T) {
 			[]string{`line 3: "ë" replaced by "e"`}},
 		{"decomposed accents, auto stays gsm", "U-DEMO\nT-Cafe\u0301 cre\u0300me\n#-07400123456\n", CharsetAuto,
 			[]string{"Café crème"}, []Encoding{EncodingGSM}, nil},
-		{"decomposed accents, unicode composed", "U-DEMO\nT-Cafe\u0301\n#-07400123456\n", CharsetUnicode,
-			[]string{"Café"}, []Encoding{EncodingUCS2}, nil},
+		{"decomposed accents, unicode verbatim", "U-DEMO\nT-Cafe\u0301 \u2126\n#-07400123456\n", CharsetUnicode,
+			[]string{"Cafe\u0301 \u2126"}, []Encoding{EncodingUCS2}, nil},
+		{"auto composes before it tries gsm", "U-DEMO\nT-Cafe\u0301 \u2126\n#-07400123456\n", CharsetAuto,
+			[]string{"Café \u03a9"}, []Encoding{EncodingGSM}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -867,6 +869,25 @@ func TestRecipientLinesCountsEveryLine(t *testing.T) {
 			b := parseString(t, tt.in, func(s *Settings) { s.MaxRecipients = tt.max })
 			if len(b.Recipients) != tt.kept || b.RecipientLines != tt.want {
 				t.Errorf("kept %d, counted %d; want %d and %d", len(b.Recipients), b.RecipientLines, tt.kept, tt.want)
+			}
+		})
+	}
+}
+
+// Blank lines are ignored (SPEC §2), whatever spaces they hold: a line of
+// no-break spaces, in UTF-8 or as Windows-1252's 0xA0, rejected the file.
+func TestBlankLinesOfAnySpace(t *testing.T) {
+	for _, tc := range []struct{ name, blank string }{
+		{"ascii", " \t "},
+		{"no-break space", "\u00a0"},
+		{"narrow no-break and ideographic spaces", "\u202f \u3000"},
+		{"windows-1252 no-break space", "\xa0 "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := parseString(t, "U-DEMO\n"+tc.blank+"\nT-x\n"+tc.blank+"\n#-07400123456\n", nil)
+			checkIssues(t, "errors", b.Errors, nil)
+			if len(b.Recipients) != 1 {
+				t.Fatalf("%d recipients, want 1", len(b.Recipients))
 			}
 		})
 	}
