@@ -20,6 +20,11 @@ import (
 
 // Bounds that keep a hostile file from costing more than a legitimate one.
 const (
+	// MaxNameBytes is the longest drop file name: below the file system's
+	// 255 bytes because longer names are derived from it, "<id>_NAME" in
+	// scheduled/, archive/ and rejected/, "NAME.<id>.report" in results/.
+	// With ids of up to 20 digits those must still fit in 255 bytes.
+	MaxNameBytes = 200
 	// MaxLineBytes is the longest line Parse reads; a longer one makes the
 	// file invalid. A text line that long is far over any max_segments, and
 	// reading stops buffering it at this size.

@@ -20,14 +20,14 @@ import (
 
 	ftpserver "github.com/fclairamb/ftpserverlib"
 	"github.com/spf13/afero"
+
+	"smsdrop/batch"
 )
 
 const (
-	// maxNameLen is below the file system's 255 bytes because the gateway
-	// derives longer names from an upload's: "<id>_NAME" in scheduled/,
-	// archive/ and rejected/, "NAME.<id>.report" in results/. With ids of
-	// up to 20 digits those must still fit in 255 bytes.
-	maxNameLen = 200
+	// maxNameLen is the longest name an upload may have (see
+	// batch.MaxNameBytes).
+	maxNameLen = batch.MaxNameBytes
 	// tempPrefix and tempSuffix frame TempName's names: hidden, and ending
 	// in ".part", so that either of the watcher's ignore rules skips them.
 	tempPrefix = ".upload-"

@@ -198,6 +198,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		},
 		OnRecovered: func(b *state.Batch) {
 			g.res.Changed(b.ID)
+			g.disp.Wake()
 			g.met.Files.WithLabelValues("recovered").Inc()
 		},
 	})
@@ -297,6 +298,16 @@ func (g *Gateway) Start() error {
 	if err != nil {
 		return err
 	}
+	if len(cancels) > 0 {
+		// Before the dispatcher starts, so that it hands over nothing of
+		// a batch whose file the user deleted while smsdrop was down.
+		for _, id := range cancels {
+			g.log.Info("batch file deleted while stopped: cancelling", "batch", id)
+		}
+		if _, err := g.store.Commit(&state.Tick{Now: g.clock.Now(), Cancels: cancels}); err != nil {
+			return fmt.Errorf("cancel batches whose file was deleted: %w", err)
+		}
+	}
 	if l, ok := g.sender.(sender.IDLearner); ok {
 		ids, err := g.store.AwaitedPartIDs(sender.MaxLearnedIDs)
 		if err != nil {
@@ -330,10 +341,6 @@ func (g *Gateway) Start() error {
 		}
 		return err
 	})
-	for _, id := range cancels {
-		g.log.Info("batch file deleted while stopped: cancelling", "batch", id)
-		g.disp.Cancel(id)
-	}
 	g.goRun(&g.wgs[0], func() error { return g.in.Run(ctxs[0]) })
 	g.goRun(&g.wgs[0], func() error { return g.watch.Run(ctxs[0]) })
 	g.goRun(&g.wgs[0], func() error { return g.sweepLoop(ctxs[0]) })

@@ -304,3 +304,30 @@ func TestDispatchMinTick(t *testing.T) {
 		}
 	}
 }
+
+// A file deleted from archive/ while smsdrop is down cancels the rest of
+// its batch at the next start, before anything more of it is handed over.
+func TestDeletedWhileStoppedCancelsBeforeSending(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Sender.Rate = 2
+	e := start(t, cfg)
+	c := e.login("demo", "demo")
+	if err := c.Stor("big.txt", strings.NewReader(dropFile("DEMO", "stopped", 0, 40))); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(e.dir("demo"), "results", "big.txt.report")
+	waitState(t, report, "sending")
+	e.stop()
+	before := len(outbox(t, cfg.Sender.Sim.Outbox))
+	if err := os.Remove(filepath.Join(e.dir("demo"), "archive", "1_big.txt")); err != nil {
+		t.Fatal(err)
+	}
+	start(t, cfg)
+	rep := waitState(t, report, "cancelled")
+	if after := len(outbox(t, cfg.Sender.Sim.Outbox)); after != before {
+		t.Errorf("%d more messages handed over after the restart, want none", after-before)
+	}
+	if rep["wait"] != "0" {
+		t.Errorf("report %v", rep)
+	}
+}

@@ -99,6 +99,8 @@ type Intake struct {
 	// testHookStored, when set, runs after a batch is stored and before
 	// its file is moved.
 	testHookStored func(name string)
+	// testHookMoving, when set, runs in move once the folder is chosen.
+	testHookMoving func(b *state.Batch)
 }
 
 type jobState int
@@ -297,6 +299,14 @@ func (in *Intake) process(login, name string) error {
 	if name == "" || strings.ContainsAny(name, "/\\") || strings.HasPrefix(name, ".") {
 		return fmt.Errorf("refusing inbox name %q", name)
 	}
+	if len(name) > batch.MaxNameBytes {
+		// Only a local writer can drop such a name (FTP refuses it). Its
+		// folder and result names would not fit the file system: the
+		// batch would be stored, and its file never moved nor answered.
+		in.o.Logger.Warn("inbox file name too long: not processed; rename it shorter",
+			"account", a.Login, "file", name, "bytes", len(name), "max_bytes", batch.MaxNameBytes)
+		return nil
+	}
 	start := in.o.Clock.Now()
 	path := filepath.Join(a.Dir, name)
 	key := job{strings.ToLower(a.Login), name}
@@ -378,11 +388,16 @@ func (in *Intake) process(login, name string) error {
 	if in.testHookStored != nil {
 		in.testHookStored(name)
 	}
-	if err := in.move(a, name, b, fi, buf.Bytes()); err != nil {
-		return err
-	}
+	// Stored, the batch is sent and answered even when its move fails (a
+	// full disk): the file stays in the inbox, and the next scan moves it
+	// (recover). Before, nothing woke the dispatcher or the results writer
+	// for it.
+	moveErr := in.move(a, name, b, fi, buf.Bytes())
 	if in.o.OnStored != nil {
 		in.o.OnStored(b, in.o.Clock.Now().Sub(start))
+	}
+	if moveErr != nil {
+		return moveErr
 	}
 	in.o.Logger.Info("file processed", "account", a.Login, "file", name, "batch", b.ID, "state", b.State,
 		"messages", b.Messages, "recipients", b.Recipients, "segments", b.Segments,
@@ -425,27 +440,30 @@ func (in *Intake) recover(a *Account, name string, sum []byte, read os.FileInfo,
 // LockName keeps the FTP server from replacing name between the check and
 // the rename.
 func (in *Intake) move(a *Account, name string, b *state.Batch, read os.FileInfo, data []byte) error {
+	unlock := in.LockName(a.Login, name)
+	defer unlock()
 	folder := b.Folder
 	if folder == "scheduled" {
 		// Its time may have come meanwhile: started, it goes to archive/.
+		// Read under the lock Start holds, so that the file never lands
+		// in scheduled/ after Start looked for it there.
 		if cur, err := in.o.Store.Batch(b.ID); err == nil {
 			folder = folderOf(cur)
 		}
 	}
+	if in.testHookMoving != nil {
+		in.testHookMoving(b)
+	}
 	dst := filepath.Join(a.Dir, folder, b.FileName())
 	src := filepath.Join(a.Dir, name)
-	unlock := in.LockName(a.Login, name)
 	cur, err := os.Lstat(src)
 	if err == nil && os.SameFile(cur, read) {
-		err = os.Rename(src, dst)
-		unlock()
-		if err != nil {
+		if err := os.Rename(src, dst); err != nil {
 			return fmt.Errorf("move %s to %s/: %w", name, folder, err)
 		}
 		in.o.Store.MarkMovedLater(b.ID)
 		return nil
 	}
-	unlock()
 	if err := writeSynced(dst, data); err != nil {
 		return fmt.Errorf("keep %s in %s/: %w", name, folder, err)
 	}
@@ -561,6 +579,10 @@ func (in *Intake) Start(b *state.Batch) error {
 	if a == nil {
 		return fmt.Errorf("unknown account %q", b.Account)
 	}
+	// The intake's move of this file out of the inbox waits, so it is in
+	// one place while Start looks (see move).
+	unlock := in.LockName(a.Login, b.Name)
+	defer unlock()
 	src := filepath.Join(a.Dir, "scheduled", b.FileName())
 	if err := os.Rename(src, filepath.Join(a.Dir, "archive", b.FileName())); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -659,7 +681,9 @@ func (in *Intake) FilesGone() ([]uint64, error) {
 // of the folders. Taken for a new upload it would be sent again (without a
 // dedupe window) or reported as a duplicate, and its batch, its file
 // missing, cancelled as if the user had deleted it. Only start-up can find
-// such files: while smsdrop runs, a file in the inbox is a new upload.
+// such files: while smsdrop runs, a file in the inbox is a new upload. It
+// tells them from new uploads of the same bytes by their modification
+// time, which a rename keeps.
 func (in *Intake) lostMoves(a *Account) error {
 	ents, err := os.ReadDir(a.Dir)
 	if err != nil {
@@ -677,6 +701,14 @@ func (in *Intake) lostMoves(a *Account) error {
 		b, err := in.o.Store.Batch(id)
 		if err != nil || !b.Moved || b.State == state.Cancelled {
 			continue // a cancelled batch's file is gone for good
+		}
+		// A lost move leaves the file as the intake read it: written
+		// before its batch was received. A file written since is a new
+		// upload, even with the same bytes (the user deleted the batch's
+		// file, and the same export came again while smsdrop was down).
+		fi, err := e.Info()
+		if err != nil || fi.ModTime().After(b.Received) {
+			continue
 		}
 		if in.inFolder(a, b) || !sameBytes(filepath.Join(a.Dir, name), b.Hash) {
 			continue // a new upload

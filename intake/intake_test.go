@@ -227,17 +227,27 @@ func TestMoveLostInAPowerCut(t *testing.T) {
 		folder    string // where the first file went
 		cancel    bool   // its batch is cancelled
 		movedBack bool
+		later     bool // what the inbox holds was written after the first file was processed
 	}{
-		{"sending, the same bytes back", drop, drop, false, "archive", false, true},
-		{"done, the same bytes back", allKO, allKO, false, "archive", false, true},
-		{"rejected, the same bytes back", garbage, garbage, false, "rejected", false, true},
-		{"sending, other bytes under that name", drop, drop + "#-447123450002\n", false, "archive", true, false},
-		{"sending, nothing there", drop, "", false, "archive", true, false},
-		{"the move kept, the same bytes uploaded again", drop, drop, true, "archive", false, false},
+		{"sending, the same bytes back", drop, drop, false, "archive", false, true, false},
+		{"done, the same bytes back", allKO, allKO, false, "archive", false, true, false},
+		{"rejected, the same bytes back", garbage, garbage, false, "rejected", false, true, false},
+		{"sending, other bytes under that name", drop, drop + "#-447123450002\n", false, "archive", true, false, true},
+		{"sending, nothing there", drop, "", false, "archive", true, false, false},
+		{"the move kept, the same bytes uploaded again", drop, drop, true, "archive", false, false, true},
+		// The user deleted the done batch's file from archive/, and the
+		// same bytes were uploaded again while smsdrop was down (a fixed
+		// daily reminder): a new file. Before, it was taken for the lost
+		// move and never processed.
+		{"done, deleted by the user, the same bytes uploaded again", allKO, allKO, false, "archive", false, false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			f.write(t, "a.txt", tc.upload)
+			// Written before it was processed (at t0 on the fixture's clock).
+			if err := os.Chtimes(filepath.Join(f.dir, "a.txt"), t0, t0.Add(-time.Minute)); err != nil {
+				t.Fatal(err)
+			}
 			if err := f.in.Process("demo", "a.txt"); err != nil {
 				t.Fatal(err)
 			}
@@ -254,6 +264,15 @@ func TestMoveLostInAPowerCut(t *testing.T) {
 			}
 			if tc.back != "" {
 				f.write(t, "a.txt", tc.back)
+				// A lost move leaves the file as it was when read; a new
+				// upload is written later.
+				mtime := t0.Add(-time.Minute)
+				if tc.later {
+					mtime = t0.Add(time.Hour)
+				}
+				if err := os.Chtimes(filepath.Join(f.dir, "a.txt"), mtime, mtime); err != nil {
+					t.Fatal(err)
+				}
 			}
 			cancels, err := f.in.Reconcile()
 			if err != nil {
@@ -571,5 +590,96 @@ func TestFilesGone(t *testing.T) {
 	want := []uint64{byName["gone.txt"].ID, byName["gonesched.txt"].ID}
 	if !slices.Equal(gone, want) {
 		t.Fatalf("FilesGone = %v, want %v", gone, want)
+	}
+}
+
+// A stored batch whose file cannot be moved (a full disk; here archive/ is
+// not a folder) is still announced, so it is sent and answered; the next
+// scan moves the file. Before, it waited, unsent and unanswered, for an
+// unrelated file to wake the dispatcher.
+func TestMoveFailureStillAnnounced(t *testing.T) {
+	f := newFixture(t)
+	var recovered []uint64
+	f.in.o.OnRecovered = func(b *state.Batch) { recovered = append(recovered, b.ID) }
+	arch := filepath.Join(f.dir, "archive")
+	if err := os.Remove(arch); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(arch, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "a.txt", drop)
+	if err := f.in.Process("demo", "a.txt"); err == nil {
+		t.Fatal("the move into a file named archive succeeded")
+	}
+	if len(f.got) != 1 || f.got[0].State != state.Sending {
+		t.Fatalf("announced %+v, want the stored batch, sending", f.got)
+	}
+	// The disk is fixed; the next scan offers the file again.
+	if err := os.Remove(arch); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(arch, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.in.Process("demo", "a.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.got) != 1 || !slices.Equal(recovered, []uint64{f.got[0].ID}) {
+		t.Fatalf("stored %d, recovered %v: want the first batch moved, not stored again", len(f.got), recovered)
+	}
+	if _, err := os.Stat(filepath.Join(arch, f.got[0].FileName())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A name longer than batch.MaxNameBytes (only a local writer can drop
+// one) is left alone: its folder and result names would not fit the file
+// system, and its batch would be stored but never moved nor answered.
+func TestNameTooLongLeftAlone(t *testing.T) {
+	f := newFixture(t)
+	name := strings.Repeat("n", batch.MaxNameBytes) + ".txt"
+	f.write(t, name, drop)
+	if err := f.in.Process("demo", name); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.got) != 0 {
+		t.Fatalf("stored %+v", f.got)
+	}
+	if _, err := os.Stat(filepath.Join(f.dir, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The same, one step later: the batch starts after the move chose
+// scheduled/ and before the file is there. Start waits for the move, then
+// finds the file in scheduled/. Before, it found it in neither place
+// first, and the file stayed in scheduled/ with its batch sending, where
+// deleting it could no longer cancel it.
+func TestStartedWhileMoving(t *testing.T) {
+	f := newFixture(t)
+	f.write(t, "late.txt", "U-DEMO\nD-2026-12-01\nT-x\n#-447123450001\n")
+	due := time.Date(2026, 12, 1, 0, 0, 1, 0, time.UTC)
+	startErr := make(chan error, 1)
+	f.in.testHookMoving = func(*state.Batch) {
+		f.in.testHookMoving = nil
+		started, err := f.store.PromoteDue(due)
+		if err != nil || len(started) != 1 {
+			t.Errorf("promote: %v %v", started, err)
+			startErr <- nil
+			return
+		}
+		go func() { startErr <- f.in.Start(started[0]) }()
+		time.Sleep(50 * time.Millisecond) // Start runs now, unless it waits for the move
+	}
+	if err := f.in.Process("demo", "late.txt"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-startErr; err != nil {
+		t.Fatalf("Start: %v (the batch would be cancelled)", err)
+	}
+	b := f.got[0]
+	if _, err := os.Stat(filepath.Join(f.dir, "archive", b.FileName())); err != nil {
+		t.Fatalf("not in archive/: %v", err)
 	}
 }

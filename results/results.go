@@ -213,17 +213,34 @@ func (w *Writer) writePending(force bool) time.Duration {
 		}
 	}
 	for a := range accts {
-		if err := w.WriteReplies(a, now); err != nil {
-			w.o.Logger.Error("write replies", "account", a, "err", err)
-		}
+		err := w.WriteReplies(a, now)
 		w.mu.Lock()
 		w.repliesNext[a] = now.Add(w.o.MinInterval)
+		if err != nil {
+			// Tried again: nothing else may change the file for hours.
+			w.replies[a] = true
+			next = sooner(next, w.o.MinInterval)
+		}
 		w.mu.Unlock()
+		if err != nil {
+			w.o.Logger.Error("write replies: trying again", "account", a, "err", err, "in", w.o.MinInterval.String())
+		}
 	}
 	for _, id := range due {
 		final, rows, err := w.writeBatch(id)
 		if err != nil {
-			w.o.Logger.Error("write results", "batch", id, "err", err)
+			if errors.Is(err, state.ErrNotFound) {
+				continue // swept by retention meanwhile
+			}
+			// A full disk, too many open files: tried again, since a
+			// final batch changes no more and nothing would ask again
+			// before a restart.
+			w.o.Logger.Error("write results: trying again", "batch", id, "err", err, "in", writeRetry.String())
+			w.mu.Lock()
+			w.pending[id] = true
+			w.next[id] = now.Add(writeRetry)
+			w.mu.Unlock()
+			next = sooner(next, writeRetry)
 			continue
 		}
 		w.mu.Lock()
@@ -246,6 +263,10 @@ func (w *Writer) writePending(force bool) time.Duration {
 	}
 	return next
 }
+
+// writeRetry is how long a batch whose result files could not be written
+// waits before it is tried again.
+const writeRetry = 5 * time.Second
 
 // sooner returns the shorter of two waits, 0 meaning none.
 func sooner(next, wait time.Duration) time.Duration {

@@ -380,3 +380,44 @@ func TestRecoverAfterCancelResultsFinal(t *testing.T) {
 		t.Errorf("cancelled batch's report after restart:\n%s", rep)
 	}
 }
+
+// A write that fails (a full disk; here a folder has the report's name) is
+// tried again: a final batch changes no more, so before, its report stayed
+// missing or stale until a restart.
+func TestFailedWriteTriedAgain(t *testing.T) {
+	f := newFixture(t)
+	b := f.add(t, "bad.txt", "garbage\n") // rejected: final at once
+	blocker := filepath.Join(f.dir, "results", "bad.txt.report")
+	if err := os.Mkdir(blocker, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	f.w.Final(b.ID)
+	deadline := time.Now().Add(10 * time.Second)
+	for retry := false; !retry; {
+		f.w.mu.Lock()
+		_, retry = f.w.next[b.ID]
+		retry = retry && f.w.pending[b.ID]
+		f.w.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatal("the failed write is not planned again")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := os.Remove(blocker); err != nil { // the disk has room again
+		t.Fatal(err)
+	}
+	for {
+		if fi, err := os.Stat(blocker); err == nil && fi.Mode().IsRegular() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("report never written after a transient failure")
+		}
+		f.clk.Advance(time.Second)
+		time.Sleep(5 * time.Millisecond)
+	}
+}
