@@ -8,6 +8,7 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"sort"
@@ -106,6 +107,9 @@ type Dispatcher struct {
 	// asleep is true while Run waits for something to do; tests use it to
 	// move a fake clock only once the loop is idle.
 	asleep atomic.Bool
+	// failing holds the store error of the last tick while ticks fail
+	// (see Healthy); nil once one commits.
+	failing atomic.Pointer[error]
 	// held are what arrived for the next tick (see collect).
 	heldCancels []uint64
 	heldEvents  []eventReq
@@ -283,6 +287,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	// restart while the FTP server went on accepting files.
 	retry := func(err error) {
 		d.fail(err, waiters)
+		d.failing.Store(&err)
 		outcomes = tick.Outcomes
 		d.heldCancels = append(d.heldCancels, tick.Cancels...)
 		failures++
@@ -351,7 +356,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, w := range waiters {
 			w <- nil
 		}
-		failures = 0
+		if failures > 0 {
+			failures = 0
+			d.failing.Store(nil)
+		}
 		changed = append(changed, res.Changed...)
 		// Replies before batches, so the results writer never renders a
 		// report counting replies before it knows the reply file changed.
@@ -382,6 +390,16 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 		d.sleep(ctx, now, wait)
 	}
+}
+
+// Healthy reports the store error that keeps the dispatcher from sending,
+// while it lasts: a commit refused (a full disk), or a record it cannot
+// read, which store.Ping does not see. /healthz answers 503 meanwhile.
+func (d *Dispatcher) Healthy() error {
+	if err := d.failing.Load(); err != nil {
+		return fmt.Errorf("sending stopped by the store: %w", *err)
+	}
+	return nil
 }
 
 // A failed store tick is tried again after retryStoreBase, doubling up to
@@ -517,6 +535,13 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 			return -1, err
 		}
 		for _, r := range retries {
+			if !r.Deadline.IsZero() && now.After(r.Deadline) {
+				// Retries stop at the validity (SPEC §8), also when
+				// the retry came due while smsdrop was stopped.
+				p.t.Expired = append(p.t.Expired, state.Key{Batch: r.Batch, Line: r.Line})
+				p.budget--
+				continue
+			}
 			if p.held[strings.ToLower(r.Account)] {
 				continue // stays due: a later tick takes it
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -255,6 +256,36 @@ func TestTemporaryFailuresRetryThenExpire(t *testing.T) {
 	}
 	if msgs[0].Attempts != 4 {
 		t.Errorf("attempts = %d, want 4", msgs[0].Attempts)
+	}
+}
+
+// A retry that comes due after the batch's validity (smsdrop stopped, or
+// the host suspended, past it) expires: before, it was handed over hours
+// late and reported sent.
+func TestRetryDueAfterValidityExpires(t *testing.T) {
+	h := newHarness(t, Options{RetryBase: 50 * time.Minute})
+	h.snd.answer = func(m sender.Message, attempt int) error {
+		if attempt == 1 {
+			return &sender.Error{Code: "THROTTLED", Temporary: true}
+		}
+		return nil
+	}
+	b := h.add(1, t0, false, 1) // validity 1 h
+	h.waitBatch(b.ID, "first try refused", func(b *state.Batch) bool {
+		msgs, _ := h.store.Messages(b.ID)
+		return len(msgs) == 1 && msgs[0].Attempts == 1 && !msgs[0].NextTry.IsZero()
+	})
+	h.advance(3 * time.Hour) // the retry is due, the validity long past
+	b = h.waitBatch(b.ID, "expired", func(b *state.Batch) bool { return b.Count(batch.StatusWait) == 0 })
+	msgs, _ := h.store.Messages(b.ID)
+	if msgs[0].Status != batch.StatusKO || msgs[0].Code != batch.CodeExpired {
+		t.Errorf("message %s %s, want ko EXPIRED", msgs[0].Status, msgs[0].Code)
+	}
+	if n := h.snd.count(); n != 0 {
+		t.Errorf("handed over %d times after the validity", n)
+	}
+	if r, _, _ := h.store.DueRetries(t0.Add(4*time.Hour), nil, 10, nil); len(r) != 0 {
+		t.Errorf("retry entries left: %v", r)
 	}
 }
 
@@ -720,6 +751,35 @@ func TestStoreFailureIsRetried(t *testing.T) {
 			if n := h.snd.count(); n != 3 {
 				t.Fatalf("handed over %d times, want 3 (once each)", n)
 			}
+			if err := h.d.Healthy(); err != nil {
+				t.Errorf("Healthy after the store came back: %v", err)
+			}
 		})
+	}
+}
+
+// While every tick fails (here a store that refuses all commits), Healthy
+// says why, so /healthz answers 503: store.Ping cannot see a record the
+// dispatcher cannot read, and sending had stopped silently.
+func TestHealthyWhileTicksFail(t *testing.T) {
+	h := newHarnessWrapped(t, Options{}, func(st *state.Store) Store {
+		return &failingStore{Store: st, fail: func(tk *state.Tick) bool { return len(tk.Handovers) > 0 }}
+	})
+	if err := h.d.Healthy(); err != nil {
+		t.Fatalf("Healthy before any failure: %v", err)
+	}
+	h.add(1, t0, false, 1)
+	deadline := time.Now().Add(10 * time.Second)
+	for h.d.Healthy() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Healthy still nil while every hand-over fails to commit")
+		}
+		if h.d.asleep.Load() {
+			h.clk.Advance(time.Second)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := h.d.Healthy(); !strings.Contains(err.Error(), "no space left") {
+		t.Errorf("Healthy = %v", err)
 	}
 }

@@ -386,6 +386,9 @@ func (g *Gateway) Health() error {
 	if err := g.store.Ping(); err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
+	if err := g.disp.Healthy(); err != nil {
+		return err
+	}
 	if h, ok := g.sender.(interface{ Healthy() error }); ok {
 		if err := h.Healthy(); err != nil {
 			return fmt.Errorf("sender: %w", err)

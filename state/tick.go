@@ -231,6 +231,12 @@ func (s *Store) Commit(t *Tick) (TickResult, error) {
 				continue
 			}
 			if m.Status == batch.StatusWait {
+				if !m.NextTry.IsZero() {
+					if err := w.tx.Bucket(bRetry).Delete(timeKey(m.NextTry, k.bytes())); err != nil {
+						return err
+					}
+					m.NextTry = time.Time{}
+				}
 				if err := w.setStatus(m, batch.StatusKO, batch.CodeExpired); err != nil {
 					return err
 				}
@@ -788,6 +794,8 @@ func (s *Store) ActiveBatches() ([]*Batch, error) {
 type Retry struct {
 	*Message
 	Account string
+	// Deadline is the batch's: past it, the retry expires instead.
+	Deadline time.Time
 }
 
 // DueRetries returns up to max messages whose retry time is at or before
@@ -816,7 +824,7 @@ func (s *Store) DueRetries(now time.Time, after []byte, max int, skip func(accou
 			if err == nil {
 				var b *Batch
 				if b, err = getBatch(tx, m.Batch); err == nil {
-					out = append(out, Retry{Message: m, Account: b.Account})
+					out = append(out, Retry{Message: m, Account: b.Account, Deadline: b.Deadline})
 					last = append(last[:0], k...)
 					continue
 				}
