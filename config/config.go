@@ -625,6 +625,12 @@ func (p *parser) buildFTP(f *FTP, raw *rawFTP) {
 	setString(&f.Listen, raw.Listen)
 	p.listenAddr("ftp.listen", f.Listen, "127.0.0.1:2121")
 	setString(&f.PublicHost, raw.PublicHost)
+	if f.PublicHost != "" {
+		// PASV replies carry an IPv4 address, never a name.
+		if ip, err := netip.ParseAddr(f.PublicHost); err != nil || !ip.Is4() {
+			p.errorf("ftp.public_host", "%q is not an IPv4 address: give the address clients reach the server at, e.g. \"203.0.113.10\"", f.PublicHost)
+		}
+	}
 	if raw.PassivePorts != nil {
 		f.PassivePorts = *raw.PassivePorts
 		start, end, err := parsePortRange(f.PassivePorts)

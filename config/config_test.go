@@ -403,6 +403,8 @@ func TestParseErrors(t *testing.T) {
 		{"bad ftp listen port", "[ftp]\nlisten = \":99999\"\n" + validAccount, `ftp.listen: invalid port in ":99999"`},
 		{"bad http listen", "[http]\nlisten = \"localhost\"\n" + validAccount, `http.listen: invalid address "localhost"`},
 		{"http on ftp port", "[http]\nlisten = \"127.0.0.1:2121\"\n" + validAccount, `http.listen: "127.0.0.1:2121" is also ftp.listen`},
+		{"public host a name", "[ftp]\npublic_host = \"ftp.example.com\"\n" + validAccount, `config: ftp.public_host: "ftp.example.com" is not an IPv4 address`},
+		{"public host IPv6", "[ftp]\npublic_host = \"::1\"\n" + validAccount, `ftp.public_host: "::1" is not an IPv4 address`},
 		{"passive ports malformed", "[ftp]\npassive_ports = \"30000:30100\"\n" + validAccount, `config: ftp.passive_ports: invalid port range "30000:30100": use "FIRST-LAST"`},
 		{"passive ports empty", "[ftp]\npassive_ports = \"\"\n" + validAccount, `ftp.passive_ports: invalid port range ""`},
 		{"passive ports reversed", "[ftp]\npassive_ports = \"30100-30000\"\n" + validAccount, `ftp.passive_ports: invalid port range "30100-30000": the first port is above the last`},

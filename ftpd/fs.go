@@ -380,14 +380,17 @@ func (d *clientDriver) notifyUpload(name string) {
 	}
 }
 
-// AllocateSpace (ALLO) refuses sizes that could not be stored anyway.
+// AllocateSpace (ALLO) refuses sizes the quota could not store. A size
+// over max_file_size is not refused: the upload keeps its first bytes and
+// the file is rejected with a report (see upload.Write).
 func (d *clientDriver) AllocateSpace(size int) error {
-	if d.acct.MaxFileSize > 0 && int64(size) > d.acct.MaxFileSize {
-		return fmt.Errorf("%w: files are limited to %d bytes", ftpserver.ErrStorageExceeded, d.acct.MaxFileSize)
-	}
 	if d.acct.Quota > 0 {
+		need := int64(size)
+		if d.acct.MaxFileSize > 0 {
+			need = min(need, d.acct.MaxFileSize+1)
+		}
 		d.acct.measure(d.s.clk.Now(), d.log)
-		if !d.acct.fits(int64(size)) {
+		if !d.acct.fits(need) {
 			return fmt.Errorf("%w: account quota of %d bytes", ftpserver.ErrStorageExceeded, d.acct.Quota)
 		}
 	}

@@ -49,7 +49,9 @@ type Account struct {
 	// Quota caps the bytes used by the whole account directory; 0 means no
 	// quota.
 	Quota int64
-	// MaxFileSize caps the bytes of one upload; 0 means no limit.
+	// MaxFileSize is the account's max_file_size; 0 means no limit. An
+	// upload keeps at most one byte more and reads the rest without
+	// storing it, so that the gateway rejects the file with a report.
 	MaxFileSize int64
 }
 

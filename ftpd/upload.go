@@ -261,6 +261,7 @@ type upload struct {
 	p       string // "/" + real name
 	temp    string // "/" + temporary name
 	written int64
+	dropped int64 // bytes read past MaxFileSize+1 and not stored
 	flushed int64 // bytes handed to startWriteback
 	err     error // first failure; the upload is dropped when set
 	closed  bool
@@ -271,19 +272,26 @@ var (
 	_ ftpserver.FileTransferError = (*upload)(nil)
 )
 
-// Write stores b unless it would pass the account's size limits, which
-// fails the upload (552) while it streams.
+// Write stores b unless it would pass the account's quota, which fails the
+// upload (552) while it streams. Past max_file_size it keeps one byte more
+// than the limit and drops the rest: the file is then rejected with a
+// report saying it is too large (SPEC §2), as a file dropped locally is,
+// instead of a 552 that leaves a legacy client without any result file.
 func (u *upload) Write(b []byte) (int, error) {
 	if u.err != nil {
 		return 0, u.err
 	}
-	n := int64(len(b))
+	all := len(b)
 	acct := u.d.acct
-	if acct.MaxFileSize > 0 && u.written+n > acct.MaxFileSize {
-		u.err = &fs.PathError{Op: "stor", Path: u.p, Err: fmt.Errorf(
-			"%w: files are limited to %d bytes", ftpserver.ErrStorageExceeded, acct.MaxFileSize)}
-		return 0, u.err
+	if acct.MaxFileSize > 0 && u.written+int64(len(b)) > acct.MaxFileSize+1 {
+		keep := max(acct.MaxFileSize+1-u.written, 0)
+		u.dropped += int64(len(b)) - keep
+		b = b[:keep]
+		if len(b) == 0 {
+			return all, nil
+		}
 	}
+	n := int64(len(b))
 	if !acct.reserve(n) {
 		u.err = &fs.PathError{Op: "stor", Path: u.p, Err: acct.quotaError()}
 		return 0, u.err
@@ -301,7 +309,7 @@ func (u *upload) Write(b []byte) (int, error) {
 		u.err = u.d.fail("stor", u.p, err)
 		return m, u.err
 	}
-	return m, nil
+	return all, nil
 }
 
 // writebackChunk is how much an upload writes before it starts the
@@ -408,7 +416,12 @@ func (u *upload) Close() error {
 		u.d.log.Info("ftp upload dropped", "path", u.p, "bytes", u.written, "err", u.err)
 		return u.err
 	}
-	u.d.log.Info("ftp upload", "path", u.p, "bytes", u.written)
+	if u.dropped > 0 {
+		u.d.log.Warn("ftp upload over max_file_size: its first bytes kept, to be rejected with a report",
+			"path", u.p, "bytes", u.written+u.dropped, "kept", u.written, "max_file_size", u.d.acct.MaxFileSize)
+	} else {
+		u.d.log.Info("ftp upload", "path", u.p, "bytes", u.written)
+	}
 	u.d.notifyUpload(u.p[1:])
 	return nil
 }

@@ -473,3 +473,23 @@ func TestRenameOrDeleteWhileProcessed(t *testing.T) {
 		})
 	}
 }
+
+// A file over max_file_size uploaded over FTP is rejected with a report,
+// like one dropped locally (SPEC §2). Before, the upload was cut off with
+// 552 and no result file was ever written.
+func TestOversizedUploadRejectedWithReport(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Accounts[0].MaxFileSize = 300
+	e := start(t, cfg)
+	c := e.login("demo", "demo")
+	if err := c.Stor("big.txt", strings.NewReader(dropFile("DEMO", "big", 0, 30))); err != nil {
+		t.Fatalf("STOR over max_file_size: %v", err)
+	}
+	rep := waitState(t, filepath.Join(e.dir("demo"), "results", "big.txt.report"), "rejected")
+	if !strings.Contains(rep["error"], "larger than max_file_size") {
+		t.Errorf("report %v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir("demo"), "results", "big.txt.csv")); err == nil {
+		t.Error("a rejected file has a CSV")
+	}
+}
