@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -72,7 +73,10 @@ func newServer(t *testing.T, rate int, extra string) *server {
 	t.Helper()
 	dir := t.TempDir()
 	port := freePort(t)
-	pasv := freePort(t)
+	// A range below the kernel's ephemeral ports: one port taken from
+	// the ephemeral range could be another test's client port by the time
+	// a transfer listens on it ("could not find any port to listen to").
+	pasv := 20000 + rand.IntN(8000)
 	cfg := fmt.Sprintf(`data_dir = %q
 [ftp]
 listen = "127.0.0.1:%d"
@@ -88,7 +92,7 @@ login = "demo"
 password_hash = %q
 code = "DEMO"
 max_recipients = 100000
-%s`, filepath.Join(dir, "data"), port, pasv, pasv, rate, demoHash(t), extra)
+%s`, filepath.Join(dir, "data"), port, pasv, pasv+49, rate, demoHash(t), extra)
 	path := filepath.Join(dir, "smsdrop.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
