@@ -245,6 +245,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		OnUpload: func(login, name string) {
 			// Temporary names wait for their rename, as in the watcher.
 			if !watch.Ignored(name) {
+				// Before the 226: a client reading NAME.report after it
+				// must not find the previous file's results there.
+				g.res.SetAside(login, name)
 				g.in.Submit(login, name)
 			}
 		},

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -329,5 +330,36 @@ func TestDeletedWhileStoppedCancelsBeforeSending(t *testing.T) {
 	}
 	if rep["wait"] != "0" {
 		t.Errorf("report %v", rep)
+	}
+}
+
+// A script that reads NAME.report right after its upload of a reused name
+// finds no report or its own batch's, never the previous file's: before,
+// the previous final report stayed there for the milliseconds before the
+// new batch's results were written (SPEC §5: the older results are "first
+// renamed"), and half the reads took it for this upload's outcome.
+func TestReusedNameNeverShowsThePreviousReport(t *testing.T) {
+	e := start(t, testConfig(t))
+	c := e.login("demo", "demo")
+	res := filepath.Join(e.dir("demo"), "results")
+	for i := range 8 {
+		body := fmt.Sprintf("U-DEMO\nT-run %d\n#-447123450001\n", i)
+		if err := c.Stor("daily.txt", strings.NewReader(body)); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(res, "daily.txt.report"))
+		if err == nil && !strings.HasPrefix(string(b), fmt.Sprintf("batch: %d\n", i+1)) {
+			t.Fatalf("upload %d: right after its 226, daily.txt.report is another batch's:\n%s", i+1, b)
+		}
+		waitFor(t, "daily.txt.report done", func() bool {
+			b, err := os.ReadFile(filepath.Join(res, "daily.txt.report"))
+			return err == nil && strings.HasPrefix(string(b), fmt.Sprintf("batch: %d\n", i+1)) && strings.Contains(string(b), "\nstate: done\n")
+		})
+	}
+	for id := 1; id < 8; id++ {
+		old := readReport(t, filepath.Join(res, fmt.Sprintf("daily.txt.%d.report", id)))
+		if old["batch"] != fmt.Sprint(id) || old["state"] != "done" {
+			t.Errorf("daily.txt.%d.report: %v", id, old)
+		}
 	}
 }

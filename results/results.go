@@ -77,6 +77,10 @@ type Writer struct {
 	// writeMu orders every write of result files; files is used under it.
 	writeMu sync.Mutex
 	files   *atomicFiles
+	// aside maps "account/NAME" (account in lower case) to the batch
+	// whose results SetAside moved to NAME.<id>.*: until a newer batch
+	// of that name is written, that batch writes there. Under writeMu.
+	aside map[string]uint64
 }
 
 // New returns a Writer.
@@ -92,7 +96,7 @@ func New(o Options) *Writer {
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
 		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, repliesNext: map[string]time.Time{}, next: map[uint64]time.Time{},
-		files: newAtomicFiles()}
+		files: newAtomicFiles(), aside: map[string]uint64{}}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
 			a.Location = time.UTC
@@ -302,10 +306,14 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 		final, rows, rev = b.State.Final(), b.Recipients, b.ResultsRev
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
-		switch {
-		case latest != b.ID && latest != 0:
+		key := asideKey(b.Account, b.Name)
+		switch aside := w.aside[key]; {
+		case latest != b.ID && latest != 0, aside == b.ID:
 			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
 		case b.SameNameBefore != 0:
+			if aside != 0 && aside < b.ID {
+				delete(w.aside, key) // the newer upload's own results now
+			}
 			// Only then can NAME.report be another batch's.
 			if err := supersede(dir, b.Name, b.ID); err != nil {
 				return err
@@ -386,6 +394,46 @@ func (w *Writer) makeDurable(now time.Time) error {
 		return err
 	}
 	return w.o.Store.MarkResultsFinal(rs...)
+}
+
+func asideKey(account, name string) string { return strings.ToLower(account) + "/" + name }
+
+// SetAside moves account's results/NAME.report and NAME.csv to
+// NAME.<id>.report and .csv when a new file is uploaded under NAME, before
+// the upload is acknowledged (SPEC §5: they are "first renamed"). Until
+// then a client that polled NAME.report right after its upload read the
+// previous file's final report, for the few milliseconds before the new
+// batch's results were written, and took it for its own. NAME.report is
+// missing until the new one is written.
+func (w *Writer) SetAside(account, name string) {
+	if w.o.Store.Latest(account, name) == 0 {
+		return // a name never used: nothing to move (the common case)
+	}
+	a, ok := w.accounts[strings.ToLower(account)]
+	if !ok {
+		return
+	}
+	w.writeMu.Lock()
+	defer w.writeMu.Unlock()
+	dir := filepath.Join(a.Dir, "results")
+	old, err := reportBatch(filepath.Join(dir, name+".report"))
+	if err == nil && old != 0 {
+		err = supersede(dir, name, 0)
+	}
+	if err == nil && old != 0 {
+		// The report first: a client that finds no report does not
+		// look for the CSV.
+		for _, ext := range []string{".report", ".csv"} {
+			if rerr := os.Remove(filepath.Join(dir, name+ext)); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = rerr
+				break
+			}
+		}
+		w.aside[asideKey(account, name)] = old
+	}
+	if err != nil {
+		w.o.Logger.Error("move the previous results of a reused name aside", "account", account, "file", name, "err", err)
+	}
 }
 
 // supersede keeps the results of an older batch that used the same file
