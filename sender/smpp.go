@@ -33,6 +33,9 @@ const (
 	CodeThrottled = "THROTTLED"
 	// CodeQueueFull: the SMSC answered ESME_RMSGQFUL; retried likewise.
 	CodeQueueFull = "QUEUE_FULL"
+	// CodeSMSCError: the SMSC answered a temporary error of its own
+	// (ESME_RX_T_APPN, ESME_RSYSERR, or a generic_nack); retried likewise.
+	CodeSMSCError = "SMSC_ERROR"
 	// CodeConnectionLost: no part of the message reached the SMSC (no
 	// connection, or it broke before the part was written); retried.
 	CodeConnectionLost = "CONNECTION_LOST"
@@ -421,7 +424,14 @@ func (o partOutcome) temporary() bool {
 	case partNotSent:
 		return true
 	case partRefused:
-		return o.status == data.ESME_RTHROTTLED || o.status == data.ESME_RMSGQFUL
+		switch o.status {
+		case data.ESME_RTHROTTLED, data.ESME_RMSGQFUL,
+			// "temporary application error", and the SMSC's own
+			// failure (also what a generic_nack becomes): an SMSC
+			// hiccup, not the message's fault.
+			data.ESME_RX_T_APPN, data.ESME_RSYSERR:
+			return true
+		}
 	}
 	return false
 }
@@ -612,8 +622,10 @@ func (c *smppCall) result(i int) Result {
 	switch {
 	case temp.kind == partRefused && temp.status == data.ESME_RTHROTTLED:
 		code = CodeThrottled
-	case temp.kind == partRefused:
+	case temp.kind == partRefused && temp.status == data.ESME_RMSGQFUL:
 		code = CodeQueueFull
+	case temp.kind == partRefused:
+		code = CodeSMSCError
 	}
 	return Result{Err: &Error{Code: code, Temporary: true, Err: fmt.Errorf("smpp: message %s: %w", m.ID, temp.failure())}}
 }

@@ -33,6 +33,12 @@ const (
 	smppMOMaxGroups = 1000
 )
 
+// esmMessageType masks the message type bits of a deliver_sm's esm_class
+// (SMPP 3.4 §5.2.12): 0 a short message (a reply), 0x04 an SMSC delivery
+// receipt, 0x08 and 0x10 SME acknowledgements, 0x20 an intermediate
+// delivery notification.
+const esmMessageType = 0x3C
+
 // codeUnknown explains a "no" receipt: the SMSC itself does not know.
 const codeUnknown = "UNKNOWN"
 
@@ -139,14 +145,19 @@ func (s *SMPP) handle(ctx context.Context, h EventHandler, mo *moAssembler, item
 	for i, it := range items {
 		var ev Event
 		var ok bool
-		if it.d.EsmClass&data.SM_SMSC_DLV_RCPT_TYPE != 0 {
+		switch it.d.EsmClass & esmMessageType {
+		case data.SM_SMSC_DLV_RCPT_TYPE:
 			ev, ok = s.receipt(it)
-		} else {
+		case 0:
 			var done *moDone
 			ev, ok, done = s.reply(it, mo)
 			if done != nil {
 				completed = append(completed, *done)
 			}
+		default:
+			// SME acknowledgements and intermediate notifications: their
+			// text is no reply, and they end no message.
+			s.log.Debug("smpp: deliver_sm acknowledged and ignored", "esm_class", it.d.EsmClass)
 		}
 		if ok {
 			events = append(events, ev)
@@ -218,13 +229,13 @@ func (s *SMPP) receipt(it smppInbound) (Event, bool) {
 	d := it.d
 	payload, _ := smsText(d)
 	text := string(payload) // receipt texts are ASCII; GSM decoding would turn '@' or '_' into other letters
-	id := ""
+	id, fromText := "", false
 	if f, ok := d.OptionalParameters[pdu.TagReceiptedMessageID]; ok {
 		id = strings.TrimSpace(f.String())
 	}
 	if id == "" {
 		if m := receiptIDRe.FindStringSubmatch(text); m != nil {
-			id = m[1]
+			id, fromText = m[1], true
 		}
 	}
 	stat := ""
@@ -248,7 +259,7 @@ func (s *SMPP) receipt(it smppInbound) (Event, bool) {
 	if code == codeUnknown && !strings.EqualFold(stat, "UNKNOWN") {
 		s.log.Warn("smpp: receipt with an unknown stat", "id", id, "stat", stat)
 	}
-	return Event{Kind: Receipt, PartID: s.ids.resolve(id), Status: status, Code: code, At: it.at}, true
+	return Event{Kind: Receipt, PartID: s.ids.resolve(id, fromText), Status: status, Code: code, At: it.at}, true
 }
 
 // receiptOutcome maps a receipt's stat to a status. ACCEPTD (taken on by
@@ -496,6 +507,11 @@ type idIndex struct {
 	keys map[string]string // lookup key → id as submit_sm_resp gave it
 	ring []string
 	next int
+	// hexIDs is set once an id with a hex letter was seen: the SMSC gives
+	// hex ids, and a receipt's id of digits only is then its decimal
+	// value. Ids made of digits cannot tell before: at those, up to 9,
+	// both readings agree.
+	hexIDs bool
 }
 
 func newIDIndex(size int) *idIndex {
@@ -543,33 +559,48 @@ func (x *idIndex) add(id string) {
 	}
 	x.ring[x.next] = id
 	x.next = (x.next + 1) % len(x.ring)
+	if !x.hexIDs && strings.ContainsAny(id, "abcdefABCDEF") {
+		if _, ok := idValue(id, 16); ok {
+			x.hexIDs = true
+		}
+	}
 	for _, k := range idKeys(id) {
 		x.keys[k] = id
 	}
 }
 
 // resolve returns the remembered id that r stands for, trying the exact
-// id, then its case, then the same number in the same base, then in the
-// other base; or r itself.
-func (x *idIndex) resolve(r string) string {
+// id, then its case, then the same number written otherwise; or r itself.
+// The receipted_message_id TLV writes the id as submit_sm_resp did (SMPP
+// 3.4), so a number in the same base comes first. A receipt text's "id:"
+// of digits only, from an SMSC that gives hex ids (hexIDs), is the decimal
+// value of one (a common pair: hex in submit_sm_resp, decimal in the text,
+// Kannel's msg-id-type 0x01), so the other base comes first. Before, "10"
+// (0x0A) found the id "00000010" (0x10), read as decimal, and its receipt
+// went to the wrong message.
+func (x *idIndex) resolve(r string, fromText bool) string {
 	var tries []string
 	tries = append(tries, "="+r, "~"+strings.ToLower(r))
 	dec, isDec := idValue(r, 10)
 	hex, isHex := idValue(r, 16)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	crossFirst := isDec && fromText && x.hexIDs
+	if crossFirst {
+		tries = append(tries, "x"+dec)
+	}
 	if isDec {
 		tries = append(tries, "d"+dec)
 	}
 	if isHex {
 		tries = append(tries, "x"+hex)
 	}
-	if isDec {
+	if isDec && !crossFirst {
 		tries = append(tries, "x"+dec)
 	}
 	if isHex {
 		tries = append(tries, "d"+hex)
 	}
-	x.mu.Lock()
-	defer x.mu.Unlock()
 	for _, k := range tries {
 		if id, ok := x.keys[k]; ok {
 			return id

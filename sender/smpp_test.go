@@ -701,3 +701,25 @@ func TestSMPPPartResubmittedAfterReconnect(t *testing.T) {
 		t.Errorf("PartIDs %v, want %v", r.PartIDs, want)
 	}
 }
+
+// SME acknowledgements and intermediate notifications (esm_class message
+// types 0x08, 0x10, 0x20) are acknowledged and dropped: only 0 is a reply.
+// Before, any deliver_sm without the receipt bit was one, and an ENROUTE
+// notification's text landed in replies/ and made its message "rep".
+func TestSMPPNotificationsAreNoReplies(t *testing.T) {
+	m := startSMSC(t)
+	s := newTestSMPP(t, m, nil)
+	var log eventLog
+	run(t, s, log.handle)
+	note := septetsHex("id:5 sub:001 dlvrd:000 submit date:2611231000 done date:2611231001 stat:ENROUTE err:000 text:")
+	for _, esm := range []int{0x08, 0x10, 0x20} {
+		m.do(map[string]any{"cmd": "mo", "from": "447700900123", "to": "Shop", "esm_class": esm, "short_message": note})
+	}
+	m.do(map[string]any{"cmd": "mo", "from": "447700900123", "to": "Shop", "short_message": septetsHex("Yes")})
+	log.waitEvents(t, 1)
+	time.Sleep(100 * time.Millisecond) // anything else the notifications gave shows by now
+	evs := log.snapshot()
+	if len(evs) != 1 || evs[0].Kind != Reply || evs[0].Text != "Yes" {
+		t.Fatalf("events %+v, want only the reply Yes", evs)
+	}
+}

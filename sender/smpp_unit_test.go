@@ -2,6 +2,7 @@ package sender
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -98,8 +99,11 @@ func TestSMPPResultMapping(t *testing.T) {
 		{"refused", []partOutcome{refused(data.ESME_RINVDSTADR)}, nil, "REJECTED:0x0000000B", false},
 		{"written, no answer", []partOutcome{unconfirmed}, nil, batch.CodeUnconfirmed, false},
 		{"no answer and never written", []partOutcome{unconfirmed, lost}, nil, batch.CodeUnconfirmed, false},
-		{"accepted then refused", []partOutcome{ok("a"), refused(data.ESME_RSYSERR)}, nil, "REJECTED:0x00000008", false},
-		{"refused wins over unconfirmed", []partOutcome{unconfirmed, refused(data.ESME_RSYSERR)}, nil, "REJECTED:0x00000008", false},
+		{"accepted then refused", []partOutcome{ok("a"), refused(data.ESME_RINVDSTADR)}, nil, "REJECTED:0x0000000B", false},
+		{"refused wins over unconfirmed", []partOutcome{unconfirmed, refused(data.ESME_RINVDSTADR)}, nil, "REJECTED:0x0000000B", false},
+		// The SMSC's own temporary failures are retried, not ko at once.
+		{"temporary application error", []partOutcome{refused(data.ESME_RX_T_APPN)}, nil, CodeSMSCError, true},
+		{"system error", []partOutcome{refused(data.ESME_RSYSERR)}, nil, CodeSMSCError, true},
 		{"accepted then no answer", []partOutcome{ok("a"), unconfirmed}, nil, batch.CodeUnconfirmed, false},
 		{"accepted, the rest never handed over", []partOutcome{ok("a"), lost}, nil, CodeIncomplete, false},
 		{"accepted, the rest still throttled", []partOutcome{ok("a"), refused(data.ESME_RTHROTTLED)}, nil, CodeIncomplete, false},
@@ -142,17 +146,43 @@ func TestIDIndex(t *testing.T) {
 		{"999", "999"},           // unknown: as written
 	}
 	for _, tc := range tests {
-		if got := x.resolve(tc.receipt); got != tc.want {
+		if got := x.resolve(tc.receipt, true); got != tc.want {
 			t.Errorf("resolve(%q) = %q, want %q", tc.receipt, got, tc.want)
 		}
 	}
 	// The index is bounded: the oldest id goes first.
 	x.add("ZZ")
-	if got := x.resolve("41458"); got != "41458" {
+	if got := x.resolve("41458", true); got != "41458" {
 		t.Errorf("an evicted id still resolves: %q", got)
 	}
-	if got := x.resolve("zz"); got != "ZZ" {
+	if got := x.resolve("zz", true); got != "ZZ" {
 		t.Errorf("resolve(zz) = %q", got)
+	}
+}
+
+// An SMSC that gives hex ids and writes the receipt text's id in decimal
+// (Kannel's msg-id-type 0x01): a decimal "10" is 0x0A, not the id
+// "00000010", which also reads as decimal 10. The receipted_message_id TLV
+// writes ids as submit_sm_resp did, so there "10" stays 0x10.
+func TestIDIndexHexThenDecimal(t *testing.T) {
+	x := newIDIndex(100)
+	for i := 1; i <= 16; i++ {
+		x.add(fmt.Sprintf("%08X", i))
+	}
+	for _, tc := range []struct {
+		receipt  string
+		fromText bool
+		want     string
+	}{
+		{"10", true, "0000000A"},
+		{"16", true, "00000010"},
+		{"10", false, "00000010"},
+		{"00000010", true, "00000010"}, // as given wins
+		{"A", true, "0000000A"},
+	} {
+		if got := x.resolve(tc.receipt, tc.fromText); got != tc.want {
+			t.Errorf("resolve(%q, text %v) = %q, want %q", tc.receipt, tc.fromText, got, tc.want)
+		}
 	}
 }
 
