@@ -1066,6 +1066,12 @@ func (p *parser) finish() *Batch {
 			}
 		}
 	}
+	if len(b.Recipients) > 0 && b.Segments == 0 && len(p.errs.list) == 0 {
+		// Valid, and yet nothing to send: say so, so that a check or a
+		// report does not read as a success (every line is ko, each with
+		// its code in the CSV).
+		p.warns.add(0, "no recipient can be sent to: every recipient line is refused (invalid, abroad, opted out, too long or a duplicate; see the code of each in the CSV)")
+	}
 	b.Errors = p.errs.final("errors")
 	b.Warnings = p.warns.final("warnings")
 	return b

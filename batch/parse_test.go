@@ -892,3 +892,30 @@ func TestBlankLinesOfAnySpace(t *testing.T) {
 		})
 	}
 }
+
+// A valid file with nothing to send says so: before, check printed
+// "state: valid" and the report "done" with no word that every line was
+// refused.
+func TestNothingToSendWarns(t *testing.T) {
+	const warn = "no recipient can be sent to"
+	for _, tc := range []struct {
+		name, in string
+		want     bool
+	}{
+		{"every number invalid", "U-DEMO\nT-x\n#-123\n#-abc\n", true},
+		{"abroad and a duplicate", "U-DEMO\nT-x\n#-+33612345678\n", true},
+		{"one sendable", "U-DEMO\nT-x\n#-123\n#-07400123456\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := parseString(t, tc.in, nil)
+			checkIssues(t, "errors", b.Errors, nil)
+			got := false
+			for _, w := range b.Warnings {
+				got = got || strings.Contains(w.Msg, warn)
+			}
+			if got != tc.want {
+				t.Errorf("warning %q: %v, want %v (warnings %v)", warn, got, tc.want, b.Warnings)
+			}
+		})
+	}
+}
