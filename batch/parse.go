@@ -608,6 +608,7 @@ func (p *parser) date(n int, v string) {
 	case p.textLine > 0:
 		p.errs.add(n, "D- after a text line (line %d): put the D- line before the first T- line", p.textLine)
 	}
+	misplaced := p.textLine > 0
 	p.dLine = n
 	t, ok := parseDate(v, p.s.Location)
 	switch {
@@ -617,7 +618,7 @@ func (p *parser) date(n int, v string) {
 		p.errs.add(n, "D-: %s is more than %s ahead (max_schedule_ahead): pick an earlier date", t.Format(time.RFC3339), aheadString(p.s.MaxScheduleAhead))
 	case t.After(p.now):
 		p.b.SendAt, p.b.Scheduled = t, true
-	case t.Before(p.now):
+	case t.Before(p.now) && !misplaced: // rejected anyway: nothing is sent at once
 		p.warns.add(n, "D-: %s is in the past: the messages are sent at once", t.Format(time.RFC3339))
 	}
 }

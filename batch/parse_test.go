@@ -919,3 +919,11 @@ func TestNothingToSendWarns(t *testing.T) {
 		})
 	}
 }
+
+// A misplaced D- rejects the file: it gets no warning that its messages
+// are sent at once, which a user read as contradicting the error.
+func TestMisplacedPastDateNoSentAtOnce(t *testing.T) {
+	b := parseString(t, "U-DEMO\nT-Hello\nD-2020-01-01\n#-07400123456\n", nil)
+	checkIssues(t, "errors", b.Errors, []string{"line 3: D- after a text line (line 2): put the D- line before the first T- line"})
+	checkIssues(t, "warnings", b.Warnings, nil)
+}
