@@ -61,6 +61,16 @@ func cleanNumber(s string) (digits string, intl bool, ok bool) {
 	return s, intl, true
 }
 
+// E164 writes number in E.164, reading it as SPEC §4 reads a recipient
+// (+ or 00 international, else national in country when valid there, else
+// international); ok is false when it is no valid number. It puts a reply's
+// sender, which an SMSC may give in national form, in the form recipients
+// are stored in.
+func E164(number, country string) (string, bool) {
+	nc := checkNumber(number, country, true, nil)
+	return nc.number, nc.code == ""
+}
+
 // numberCheck is the outcome of validating one distinct input number.
 type numberCheck struct {
 	number string // E.164, empty when invalid

@@ -54,6 +54,10 @@ type Options struct {
 	AccountRates map[string]float64
 	// SenderIDs are the accounts' approved sender names.
 	SenderIDs map[string]string
+	// Countries are the accounts' countries (lower-case login → ISO
+	// code): a reply's sender given in national form is read in its
+	// account's country, or in the one country every account has.
+	Countries map[string]string
 	// ReceiptTimeout turns parts without a receipt into "no"; 0 = never.
 	ReceiptTimeout time.Duration
 	// OptoutKeywords are reply texts that opt a number out.
@@ -193,7 +197,8 @@ func (d *Dispatcher) HandleEvents(ctx context.Context, evs []sender.Event) error
 		case sender.Receipt:
 			req.receipts = append(req.receipts, state.Receipt{PartID: e.PartID, Status: e.Status, Code: e.Code, At: e.At})
 		case sender.Reply:
-			req.replies = append(req.replies, state.IncomingReply{From: e.From, Account: d.replyAccount(e), Text: e.Text, At: e.At, OptOut: d.isOptout(e.Text)})
+			acct := d.replyAccount(e)
+			req.replies = append(req.replies, state.IncomingReply{From: d.replyFrom(e.From, acct), Account: acct, Text: e.Text, At: e.At, OptOut: d.isOptout(e.Text)})
 		}
 	}
 	select {
@@ -234,6 +239,31 @@ func (d *Dispatcher) replyAccount(e sender.Event) string {
 		}
 	}
 	return found
+}
+
+// replyFrom puts a reply's sender in E.164, as recipients are stored, when
+// the provider gave it in national form ("07700900123"): else the reply
+// matched no message, and a STOP left the number sendable.
+func (d *Dispatcher) replyFrom(from, account string) string {
+	if strings.HasPrefix(from, "+") || from == "" {
+		return from
+	}
+	country := d.o.Countries[strings.ToLower(account)]
+	if country == "" {
+		for _, c := range d.o.Countries {
+			if country != "" && c != country {
+				return from // accounts of several countries: no way to tell
+			}
+			country = c
+		}
+	}
+	if country == "" {
+		return from
+	}
+	if n, ok := batch.E164(from, country); ok {
+		return n
+	}
+	return from
 }
 
 func (d *Dispatcher) isOptout(text string) bool {

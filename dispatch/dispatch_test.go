@@ -349,6 +349,30 @@ func TestEventsStoredBeforeAck(t *testing.T) {
 	}
 }
 
+// A reply whose sender the provider gives in national form is read in the
+// account's country: before, "07400 123456" matched no message (stored as
+// "+447400123456"), and a STOP left the number sendable.
+func TestNationalReplySenderMatched(t *testing.T) {
+	h := newHarness(t, Options{OptoutKeywords: []string{"STOP"}, Countries: map[string]string{"demo": "GB"}})
+	p := &batch.Batch{SendAt: t0, Messages: []batch.Message{{Index: 1, Line: 2}}, Recipients: []batch.Recipient{{Line: 3, Message: 1,
+		Number: "+447400123456", Text: "hi", Encoding: batch.EncodingGSM, Segments: 1, Status: batch.StatusWait}}}
+	b, err := h.store.CreateBatch(state.NewBatch{Account: "demo", Name: "n.txt", Sum: []byte("n"), Received: t0, Parsed: p, Validity: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.d.Wake()
+	h.waitBatch(b.ID, "on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 1 })
+	if err := h.d.HandleEvents(context.Background(), []sender.Event{{Kind: sender.Reply, From: "07400 123456", Text: "STOP", At: t0}}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ = h.store.Batch(b.ID); b.Count(batch.StatusRep) != 1 {
+		t.Errorf("counts %v: the reply matched no message", b.Counts)
+	}
+	if opt, _ := h.store.OptedOut("demo"); !opt["+447400123456"] {
+		t.Errorf("opt-outs %v, want +447400123456", opt)
+	}
+}
+
 func BenchmarkDispatch(b *testing.B) {
 	st, err := state.Open(filepath.Join(b.TempDir(), "db"))
 	if err != nil {

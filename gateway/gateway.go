@@ -166,6 +166,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	watchDirs := map[string]string{}
 	rates := map[string]float64{}
 	senderIDs := map[string]string{}
+	countries := map[string]string{}
 	for i := range cfg.Accounts {
 		a := &cfg.Accounts[i]
 		dir := AccountDir(dataDir, a.Login)
@@ -176,6 +177,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		watchDirs[a.Login] = dir
 		rates[strings.ToLower(a.Login)] = a.Rate
 		senderIDs[strings.ToLower(a.Login)] = a.SenderID
+		countries[strings.ToLower(a.Login)] = a.Country
 	}
 
 	g.res = results.New(results.Options{Store: g.store, Accounts: resAccts, Clock: g.clock, Logger: g.log.With("component", "results")})
@@ -207,7 +209,7 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 	}
 	g.disp = dispatch.New(dispatch.Options{
 		Store: g.store, Sender: g.sender, Clock: g.clock, Logger: g.log.With("component", "dispatch"),
-		Rate: cfg.Sender.Rate, AccountRates: rates, SenderIDs: senderIDs,
+		Rate: cfg.Sender.Rate, AccountRates: rates, SenderIDs: senderIDs, Countries: countries,
 		ReceiptTimeout: cfg.Sender.ReceiptTimeout, OptoutKeywords: cfg.Processing.OptoutKeywords,
 		MinTick:   dispatchMinTick(cfg.Sender.Rate),
 		OnChange:  func(ids []uint64) { g.res.Changed(ids...) },

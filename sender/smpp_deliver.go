@@ -315,14 +315,24 @@ func (s *SMPP) reply(it smppInbound, mo *moAssembler) (Event, bool, *moDone) {
 }
 
 // replyFrom writes a reply's originator as E.164 when it is an
-// international or unqualified number; a national number or a name stays
-// as given, since a '+' would make it wrong.
+// international or unqualified number ("00" prefix dropped); a national
+// number (TON 2, or TON 0 with a trunk 0) or a name stays as given, since
+// a '+' would make it wrong: the dispatcher reads national numbers in the
+// account's country.
 func replyFrom(a pdu.Address) string {
 	digits, ok := numeric(a.Address())
-	if ok && a.Ton() != data.GSM_TON_NATIONAL && a.Ton() != data.GSM_TON_ALPHANUMERIC {
-		return "+" + digits
+	if !ok || a.Ton() == data.GSM_TON_NATIONAL || a.Ton() == data.GSM_TON_ALPHANUMERIC {
+		return a.Address()
 	}
-	return a.Address()
+	if a.Ton() == data.GSM_TON_UNKNOWN {
+		switch {
+		case strings.HasPrefix(digits, "00"):
+			return "+" + digits[2:]
+		case strings.HasPrefix(digits, "0"):
+			return a.Address()
+		}
+	}
+	return "+" + digits
 }
 
 // concatInfo finds a part's place in a concatenated message: UDH with an

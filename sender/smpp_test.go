@@ -402,6 +402,10 @@ func TestSMPPReplies(t *testing.T) {
 		{"Latin-1", []map[string]any{mo(hex.EncodeToString([]byte("\xc7a co\xfbte 5 \xa3")), map[string]any{"data_coding": 3})}, "+447700900123", "Ça coûte 5 £"},
 		{"ASCII", []map[string]any{mo(hex.EncodeToString([]byte("STOP_now")), map[string]any{"data_coding": 1})}, "+447700900123", "STOP_now"},
 		{"national originator keeps its form", []map[string]any{mo(septetsHex("ok"), map[string]any{"from": "07700900123", "from_ton": 2})}, "07700900123", "ok"},
+		// TON unknown: a trunk 0 is national (not "+0..."), a 00 prefix international.
+		{"unknown TON, national form", []map[string]any{mo(septetsHex("ok"), map[string]any{"from": "07700900123", "from_ton": 0})}, "07700900123", "ok"},
+		{"unknown TON, 00 prefix", []map[string]any{mo(septetsHex("ok"), map[string]any{"from": "00447700900123", "from_ton": 0})}, "+447700900123", "ok"},
+		{"unknown TON, international digits", []map[string]any{mo(septetsHex("ok"), map[string]any{"from": "447700900123", "from_ton": 0})}, "+447700900123", "ok"},
 		{"concatenated, 8-bit reference", []map[string]any{
 			mo("0500037f0201"+septetsHex("Hello "), map[string]any{"esm_class": 0x40}),
 			mo("0500037f0202"+septetsHex("world {x}"), map[string]any{"esm_class": 0x40}),
