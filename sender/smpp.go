@@ -396,6 +396,8 @@ type smppPart struct {
 	coding  byte
 	udh     bool // payload starts with a concatenation UDH
 	out     partOutcome
+	// submitted is set once the part was given to the connection.
+	submitted bool
 }
 
 // partKind says what became of a submitted part.
@@ -538,7 +540,7 @@ func (c *smppCall) partsOf(i int) []smppPart {
 // throttled call still completes the messages it began.
 func (c *smppCall) started(i int) bool {
 	for _, p := range c.partsOf(i) {
-		if p.out.kind != partPending && p.out.kind != partNotSent {
+		if p.submitted {
 			return true
 		}
 	}
@@ -668,9 +670,16 @@ func (s *SMPP) pass(ctx context.Context, call *smppCall, todo []int, fresh bool)
 			p.out = partOutcome{idx: idx, kind: partNotSent, err: s.notConnected()}
 			continue
 		}
-		if fresh && throttled && p.seq == 1 && !call.started(p.msg) {
-			p.out = partOutcome{idx: idx, kind: partRefused, status: data.ESME_RTHROTTLED,
-				err: errors.New("not submitted: the SMSC is throttling this call's messages")}
+		// A message not begun is held back whole once the SMSC throttles:
+		// begun, a long message's later parts would be delivered without
+		// its first ones (ko INCOMPLETE), where held it is retried whole.
+		// Asked again once a window slot is free: the throttle answer
+		// that frees the slot may be the first.
+		hold := func() bool { return fresh && throttled && !call.started(p.msg) }
+		held := partOutcome{idx: idx, kind: partRefused, status: data.ESME_RTHROTTLED,
+			err: errors.New("not submitted: the SMSC is throttling this call's messages")}
+		if hold() {
+			p.out = held
 			continue
 		}
 		req, err := s.submitPDU(call.msgs[p.msg], p)
@@ -680,10 +689,14 @@ func (s *SMPP) pass(ctx context.Context, call *smppCall, todo []int, fresh bool)
 			continue
 		}
 		p.out = partOutcome{idx: idx}
-		if err := c.submit(ctx, req, idx, out, record); err != nil {
+		if err := c.submit(ctx, req, idx, out, record, hold); err != nil {
 			p.out = partOutcome{idx: idx, kind: partNotSent, err: err}
+			if errors.Is(err, errHeld) {
+				p.out = held
+			}
 			continue
 		}
+		p.submitted = true
 		waiting++
 	}
 	for waiting > 0 {

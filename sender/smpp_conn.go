@@ -198,10 +198,14 @@ func (w *watchConn) Write(b []byte) (int, error) {
 	return n, err
 }
 
+// errHeld is submit's answer when hold said no once a slot was free.
+var errHeld = errors.New("smpp: held back")
+
 // submit waits for a window slot, handing outcomes that arrive meanwhile to
-// record, registers req and gives it to gosmpp's writer. An error means
-// req was not submitted; otherwise exactly one outcome for it comes on out.
-func (c *smppConn) submit(ctx context.Context, req *pdu.SubmitSM, idx int, out chan partOutcome, record func(partOutcome)) error {
+// record, asks hold (when set) whether to go on, registers req and gives it
+// to gosmpp's writer. An error means req was not submitted; otherwise
+// exactly one outcome for it comes on out.
+func (c *smppConn) submit(ctx context.Context, req *pdu.SubmitSM, idx int, out chan partOutcome, record func(partOutcome), hold func() bool) error {
 	for acquired := false; !acquired; {
 		select {
 		case c.slots <- struct{}{}:
@@ -212,6 +216,22 @@ func (c *smppConn) submit(ctx context.Context, req *pdu.SubmitSM, idx int, out c
 			return c.cause()
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+	if hold != nil {
+		// The answer that freed the slot is in out by now: record it,
+		// and whatever else came, before hold decides.
+		for more := true; more; {
+			select {
+			case o := <-out:
+				record(o)
+			default:
+				more = false
+			}
+		}
+		if hold() {
+			<-c.slots
+			return errHeld
 		}
 	}
 	seq := req.SequenceNumber
@@ -272,11 +292,11 @@ func (c *smppConn) answer(seq int32, status data.CommandStatusType, id string) {
 		return
 	}
 	delete(c.pending, seq)
-	<-c.slots
 	if status == data.ESME_ROK {
 		c.s.ids.add(id)
 	}
 	if e.abandoned {
+		<-c.slots
 		c.mu.Unlock()
 		c.s.log.Warn("smpp: late answer to a part reported unconfirmed", "conn", c.gen, "seq", seq, "status", status.String(), "message_id", id)
 		return
@@ -286,7 +306,10 @@ func (c *smppConn) answer(seq int32, status data.CommandStatusType, id string) {
 	if status != data.ESME_ROK {
 		o = partOutcome{idx: e.idx, kind: partRefused, status: status}
 	}
+	// The outcome before the slot (out has room for every part): a submit
+	// that gets the slot finds the answer that freed it (see submit).
 	e.out <- o
+	<-c.slots
 	c.mu.Unlock()
 }
 

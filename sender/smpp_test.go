@@ -727,3 +727,44 @@ func TestSMPPNotificationsAreNoReplies(t *testing.T) {
 		t.Fatalf("events %+v, want only the reply Yes", evs)
 	}
 }
+
+// Once the SMSC throttles, a long message not begun is held back whole
+// (retried later, temporary), never begun by its later parts. Before, the
+// guard looked only at first parts and was asked before the window slot
+// freed by the throttle answer: with window 1 the next message was begun
+// anyway and ended permanently ko INCOMPLETE, half delivered.
+func TestSMPPThrottleHoldsUnbegunMessagesWhole(t *testing.T) {
+	m := startSMSC(t)
+	s := newTestSMPP(t, m, func(o *SMPPOptions) { o.Window = 1 })
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Message 1: part 1 accepted, part 2 throttled, then accepted again;
+	// everything after is throttled.
+	st := []data.CommandStatusType{data.ESME_ROK, data.ESME_RTHROTTLED, data.ESME_ROK}
+	for range 200 {
+		st = append(st, data.ESME_RTHROTTLED)
+	}
+	m.do(map[string]any{"cmd": "config", "statuses": st})
+	long := strings.Repeat("0123456789", 20) // 2 parts
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	res := s.Send(ctx, []Message{
+		gsmMessage("1-1", "+447700900001", long),
+		gsmMessage("1-2", "+447700900002", long),
+		gsmMessage("1-3", "+447700900003", long),
+	})
+	if res[0].Err != nil || len(res[0].PartIDs) != 2 {
+		t.Errorf("message 1, begun before the throttle: %v %v, want both parts accepted", res[0].PartIDs, res[0].Err)
+	}
+	for i := 1; i < 3; i++ {
+		if code, temp := errCode(res[i].Err); !temp || code != CodeThrottled {
+			t.Errorf("message %d, not begun before the throttle: code %q temporary %v (%v), want THROTTLED, retried whole", i+1, code, temp, res[i].Err)
+		}
+	}
+	for _, r := range m.pdus("submit_sm") {
+		if r.DestinationAddr != "447700900001" {
+			t.Errorf("a part of a held message was submitted: to %s", r.DestinationAddr)
+		}
+	}
+}
