@@ -319,6 +319,16 @@ func (s *Server) buildSettings() *ftpserver.Settings {
 	}
 	if s.cfg.PassiveStart != 0 {
 		st.PassiveTransferPortRange = ftpserver.PortRange{Start: s.cfg.PassiveStart, End: s.cfg.PassiveEnd}
+		// Each passive port is reserved for the control connection's
+		// address, and a data connection from any other address is
+		// closed. Without it the library checked the address, answered
+		// 425, and kept the stranger's connection for the client's next
+		// transfer: anyone reaching the passive ports could read a
+		// download or write an upload (found by review). The library
+		// multiplexes only within a port range; Config.PassiveStart 0
+		// (any port, tests only: the configuration always has a range)
+		// goes without.
+		st.PassiveTransferPortMultiplexing = true
 	}
 	if s.cfg.TLSImplicit {
 		st.TLSRequired = ftpserver.ImplicitEncryption

@@ -463,3 +463,49 @@ func TestRefusalsCountTowardsBans(t *testing.T) {
 		t.Errorf("outcomes %v, want %v", logins, want)
 	}
 }
+
+// A stranger who connects to a passive port before the client gets nothing
+// and takes nothing: its connection is closed, and the client's own is the
+// one used. Before, the library answered the client 425 and kept the
+// stranger's connection for its next transfer, which then sent the
+// client's download to the stranger (or stored the stranger's bytes as the
+// client's upload).
+func TestPassivePortStrangerClosed(t *testing.T) {
+	base := 20000 + int(time.Now().UnixNano()%8000)
+	e := startEnv(t, func(c *Config) { c.PassiveStart, c.PassiveEnd = base, base+49 })
+	writeFile(t, filepath.Join(e.dir(userA), "results", "secret.csv"), "CONFIDENTIAL")
+	r := dialRaw(t, e.addr, "")
+	r.login(userA, passA)
+	code, msg := r.cmd("EPSV")
+	if code != 229 {
+		t.Fatalf("EPSV: %d %s", code, msg)
+	}
+	port := msg[strings.Index(msg, "(|||")+4 : strings.LastIndex(msg, "|)")]
+	stranger, err := (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}).
+		Dial("tcp", net.JoinHostPort("127.0.0.1", port))
+	if err != nil {
+		t.Fatalf("stranger's connection: %v", err)
+	}
+	defer stranger.Close()
+	_ = stranger.SetDeadline(time.Now().Add(5 * time.Second))
+	// The stranger's connection is closed without a byte.
+	if n, err := stranger.Read(make([]byte, 64)); n != 0 || err == nil {
+		t.Fatalf("stranger read %d bytes, err %v: want its connection closed", n, err)
+	}
+	data, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", port), 5*time.Second)
+	if err != nil {
+		t.Fatalf("client's data connection: %v", err)
+	}
+	defer data.Close()
+	_ = data.SetDeadline(time.Now().Add(10 * time.Second))
+	if code, msg := r.cmd("RETR results/secret.csv"); code != 150 && code != 125 {
+		t.Fatalf("RETR: %d %s", code, msg)
+	}
+	got, _ := io.ReadAll(data)
+	if string(got) != "CONFIDENTIAL" {
+		t.Fatalf("client got %q", got)
+	}
+	if code, msg := r.read(); code != 226 {
+		t.Fatalf("after RETR: %d %s", code, msg)
+	}
+}
