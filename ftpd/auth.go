@@ -86,6 +86,14 @@ func (d *mainDriver) AuthUser(cc ftpserver.ClientContext, user, pass string) (ft
 		s.loginFailed(ip, remote, user, OutcomeBadPassword)
 		return nil, errLogin
 	}
+	if s.guard.isBanned(ip) {
+		// Banned while this password was checked: wrong guesses sent at
+		// once on parallel connections, this one among them, must not
+		// let the right one in after the ban (found by review).
+		s.onLogin(OutcomeBanned)
+		s.log.Warn("ftp login refused: address banned while its password was checked", "login", user, "remote", remote)
+		return nil, errLogin
+	}
 	// The address and TLS checks come after the password so that they
 	// reveal nothing to someone who does not know it. A refused address
 	// gets the same reply as a wrong password, and counts towards a ban:

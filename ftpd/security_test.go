@@ -509,3 +509,33 @@ func TestPassivePortStrangerClosed(t *testing.T) {
 		t.Fatalf("after RETR: %d %s", code, msg)
 	}
 }
+
+// Wrong passwords sent at once on parallel connections ban the address
+// while the right one, among them, is being checked: it is refused too.
+// Before, the ban was only looked up before bcrypt, and the right guess
+// of such a burst got in.
+func TestBanDuringPasswordCheck(t *testing.T) {
+	e := startEnv(t, func(c *Config) {
+		c.MaxLoginFailures = 2
+		c.LoginFailureWindow = time.Minute
+		c.BanTime = time.Hour
+	})
+	compare := e.srv.compareHash
+	e.srv.compareHash = func(hash, pw []byte) error {
+		if string(pw) == passA {
+			// The burst's wrong guesses finish first.
+			for range 3 {
+				e.srv.guard.fail(netip.MustParseAddr("127.0.0.1"))
+			}
+		}
+		return compare(hash, pw)
+	}
+	c, err := e.dial()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = c.Quit() }()
+	if err := c.Login(userA, passA); replyCode(err) != 530 {
+		t.Fatalf("right password checked while the address got banned: %v, want 530", err)
+	}
+}
