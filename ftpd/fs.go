@@ -281,13 +281,21 @@ func (d *clientDriver) Remove(name string) error {
 		unlock()
 		return d.refuse("remove", p, errBusy)
 	}
+	size := fi.Size()
+	if cur, _, err := d.lstat.LstatIfPossible(p); err == nil && path.Dir(p) == "/" {
+		// Measured again under the name's lock: a rename may have put
+		// another file there since resolve, and the quota must count
+		// what goes (found by review: racing renames and deletes freed
+		// the same bytes twice).
+		size = cur.Size()
+	}
 	// A symlink swapped in after resolve is only unlinked, never followed.
 	err = d.fs.Remove(p)
 	unlock()
 	if err != nil {
 		return d.fail("remove", p, err)
 	}
-	d.acct.removed(fi.Size())
+	d.acct.removed(size)
 	d.log.Info("ftp delete", "path", p)
 	if d.s.cfg.OnDelete != nil {
 		d.s.cfg.OnDelete(d.acct.Login, p[1:])
@@ -315,8 +323,7 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 	if !fi.Mode().IsRegular() {
 		return d.refuse("rename", from, errNotFile)
 	}
-	replaced, err := d.replaceable("rename", to)
-	if err != nil {
+	if _, err := d.replaceable("rename", to); err != nil {
 		return err
 	}
 	if from == to {
@@ -326,6 +333,12 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 	if d.inboxBusy(from) {
 		unlock()
 		return d.refuse("rename", from, errBusy)
+	}
+	// What the rename frees, measured under the names' lock (see Remove).
+	replaced, err := d.replaceable("rename", to)
+	if err != nil {
+		unlock()
+		return err
 	}
 	err = d.fs.Rename(from, to)
 	unlock()

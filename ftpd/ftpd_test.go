@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -793,5 +794,78 @@ func TestInboxNameLockedWhileReplaced(t *testing.T) {
 	want := []string{userA + "/sms.txt", userA + "/sms.txt", userA + "/sms.txt+other.txt"}
 	if !slices.Equal(held, want) {
 		t.Errorf("locks taken %v, want %v", held, want)
+	}
+}
+
+// Renames and deletes racing on one inbox name keep the quota's count of
+// used bytes true: what they free is measured under the name's lock.
+// Before, a rename measured the file it replaced before the lock, a DELE
+// of that file got in between, and the same bytes were freed twice: the
+// account could then hold more than its quota.
+func TestQuotaCountUnderRacingRenameAndDelete(t *testing.T) {
+	var names sync.Mutex // the gateway's striped name locks, as one
+	e := startEnv(t, func(c *Config) {
+		c.Accounts[0].Quota = 1 << 30
+		c.MaxConnectionsPerIP, c.MaxConnections = 20, 20
+		c.LockInboxNames = func(string, ...string) func() { names.Lock(); return names.Unlock }
+	})
+	body := strings.Repeat("x", 1000)
+	// The account is measured once, at its first upload, before the race
+	// (the fake clock never makes that measure stale).
+	first := e.login(userA, passA)
+	if err := first.Stor("first.txt", strings.NewReader(body)); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 3 {
+		c := e.login(userA, passA)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				_ = c.Delete("t.txt")
+			}
+		}()
+	}
+	var renamers sync.WaitGroup
+	for w := range 3 {
+		c := e.login(userA, passA)
+		renamers.Add(1)
+		go func() {
+			defer renamers.Done()
+			src := fmt.Sprintf("src%d.txt", w)
+			for range 100 {
+				if err := c.Stor(src, strings.NewReader(body)); err != nil {
+					t.Errorf("STOR: %v", err)
+					return
+				}
+				_ = c.Rename(src, "t.txt")
+			}
+		}()
+	}
+	renamers.Wait()
+	close(stop)
+	wg.Wait()
+	acct := e.srv.accounts[userA]
+	acct.mu.Lock()
+	counted := acct.used
+	acct.mu.Unlock()
+	var onDisk int64
+	_ = filepath.WalkDir(e.dir(userA), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !isTempName(d.Name()) {
+			if fi, err := d.Info(); err == nil {
+				onDisk += fi.Size()
+			}
+		}
+		return nil
+	})
+	if counted != onDisk {
+		t.Fatalf("quota counts %d bytes used, the account holds %d", counted, onDisk)
 	}
 }

@@ -428,12 +428,15 @@ func (u *upload) Close() error {
 
 // publish renames the temporary file over the real name.
 func (u *upload) publish() error {
-	// Checked again: a folder may have appeared under that name meanwhile.
+	unlock := u.d.lockInboxNames(u.p)
+	// Checked again, under the name's lock: a folder may have appeared
+	// under that name meanwhile, and what the upload replaces is what the
+	// quota frees (see Remove).
 	replaced, err := u.d.replaceable("stor", u.p)
 	if err != nil {
+		unlock()
 		return err
 	}
-	unlock := u.d.lockInboxNames(u.p)
 	err = u.d.fs.Rename(u.temp, u.p)
 	unlock()
 	if err != nil {
