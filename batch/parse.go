@@ -452,7 +452,14 @@ func isBlank(b []byte) bool {
 	for _, c := range b {
 		if c != ' ' && c != '\t' {
 			if !utf8.Valid(b) {
-				return len(bytes.Trim(b, " \t\xA0")) == 0
+				// Byte by byte: bytes.Trim reads its cut set as UTF-8,
+				// and "\xA0" there stands for every invalid byte.
+				for _, c := range b {
+					if c != ' ' && c != '\t' && c != 0xA0 {
+						return false
+					}
+				}
+				return true
 			}
 			return strings.TrimFunc(string(b), func(r rune) bool { return r == '\t' || unicode.Is(unicode.Zs, r) }) == ""
 		}
@@ -470,18 +477,25 @@ func hasNonASCII(b []byte) bool {
 }
 
 // decode turns a line's bytes into text in the file's encoding. UTF-8 text
-// is composed (NFC) for the gsm and auto charsets: an accent saved as a
-// letter followed by a combining mark, as macOS often writes é, is one
-// character GSM has, not a mark it lacks, which gsm mode would remove and
-// auto mode would send as UCS-2. The unicode charset keeps text verbatim
-// (SPEC §2, §3).
-func (p *parser) decode(b []byte) string {
+// is composed (NFC): an accent saved as a letter followed by a combining
+// mark, as macOS often writes é, is one character GSM has, not a mark it
+// lacks, which gsm mode would remove and auto mode would send as UCS-2; and
+// an account code saved so still matches.
+func (p *parser) decode(b []byte) string { return p.decodeAs(b, true) }
+
+// decodeText is decode for what is sent (T- lines, #- fields): the unicode
+// charset keeps it verbatim, without NFC (SPEC §2, §3).
+func (p *parser) decodeText(b []byte) string {
+	return p.decodeAs(b, p.s.Charset != CharsetUnicode)
+}
+
+func (p *parser) decodeAs(b []byte, compose bool) string {
 	if !hasNonASCII(b) {
 		return string(b)
 	}
 	if !p.cp1252 {
 		s := string(b)
-		if p.s.Charset != CharsetUnicode && !norm.NFC.IsNormalString(s) {
+		if compose && !norm.NFC.IsNormalString(s) {
 			s = norm.NFC.String(s)
 		}
 		return s
@@ -540,9 +554,9 @@ func (p *parser) line(n int, raw []byte) {
 	case "D-":
 		p.date(n, strings.TrimSpace(p.decode(raw[2:])))
 	case "T-", "T>":
-		p.text(n, p.decode(raw[2:]))
+		p.text(n, p.decodeText(raw[2:]))
 	case "#-":
-		p.recipient(n, p.decode(raw[2:]))
+		p.recipient(n, p.decodeText(raw[2:]))
 	}
 }
 

@@ -927,3 +927,18 @@ func TestMisplacedPastDateNoSentAtOnce(t *testing.T) {
 	checkIssues(t, "errors", b.Errors, []string{"line 3: D- after a text line (line 2): put the D- line before the first T- line"})
 	checkIssues(t, "warnings", b.Warnings, nil)
 }
+
+// Only spaces make a line blank: a Windows-1252 line of other bytes (a
+// separator of dashes, bullets) is an unknown line. Before, every invalid
+// UTF-8 byte counted as the 0xA0 no-break space and such a file passed.
+// And with charset unicode an account code saved decomposed still matches:
+// only what is sent is kept verbatim.
+func TestBlankAndCodeEdges(t *testing.T) {
+	for _, in := range []string{"U-DEMO\nT-Hello\n\x93\x94\n#-07400123456\n", "U-DEMO\nT-Hello\n\x96\x96\x96\n#-07400123456\n"} {
+		if b := parseString(t, in, nil); len(b.Errors) == 0 {
+			t.Errorf("%q: valid, want an unknown line", in)
+		}
+	}
+	b := parseString(t, "U-CAFE\u0301\nT-x\n#-07400123456\n", func(s *Settings) { s.Code = "CAFÉ"; s.Charset = CharsetUnicode })
+	checkIssues(t, "errors", b.Errors, nil)
+}

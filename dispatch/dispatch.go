@@ -386,7 +386,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		for _, w := range waiters {
 			w <- nil
 		}
-		if failures > 0 {
+		if failures > 0 && res.Wrote {
+			// Only a tick that wrote proves the store takes writes
+			// again: an empty one commits nothing, and the events a
+			// failed tick dropped come back only when redelivered.
 			failures = 0
 			d.failing.Store(nil)
 		}

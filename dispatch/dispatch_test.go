@@ -807,3 +807,23 @@ func TestHealthyWhileTicksFail(t *testing.T) {
 		t.Errorf("Healthy = %v", err)
 	}
 }
+
+// Healthy stays failing until a tick writes: when only receipts arrive and
+// their commit fails, the next tick is empty (the failed events are
+// dropped, to be delivered again) and commits nothing. Before, that empty
+// tick cleared Healthy, and /healthz flapped to 200 while nothing could be
+// stored.
+func TestHealthyNotClearedByAnEmptyTick(t *testing.T) {
+	h := newHarnessWrapped(t, Options{}, func(st *state.Store) Store {
+		return &failingStore{Store: st, fail: func(tk *state.Tick) bool { return len(tk.Receipts) > 0 }}
+	})
+	if err := h.d.HandleEvents(context.Background(), []sender.Event{{Kind: sender.Receipt, PartID: "p", Status: batch.StatusOK, At: t0}}); err == nil {
+		t.Fatal("events stored by a failing store")
+	}
+	for range 20 {
+		h.advance(time.Second) // empty ticks commit nothing
+		if err := h.d.Healthy(); err == nil {
+			t.Fatal("Healthy cleared by a tick that wrote nothing")
+		}
+	}
+}
