@@ -340,6 +340,7 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 		unlock()
 		return err
 	}
+	d.beforePublish(to)
 	err = d.fs.Rename(from, to)
 	unlock()
 	if err != nil {
@@ -379,6 +380,14 @@ func (d *clientDriver) lockInboxNames(ps ...string) (unlock func()) {
 		return func() {}
 	}
 	return d.s.cfg.LockInboxNames(d.acct.Login, names...)
+}
+
+// beforePublish calls Config.BeforePublish for slash path p, an inbox name
+// about to be given to a file.
+func (d *clientDriver) beforePublish(p string) {
+	if d.s.cfg.BeforePublish != nil && path.Dir(p) == "/" {
+		d.s.cfg.BeforePublish(d.acct.Login, p[1:])
+	}
 }
 
 // inboxBusy reports whether slash path p is an inbox file the gateway is

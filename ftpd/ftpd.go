@@ -104,6 +104,12 @@ type Config struct {
 	// processed. A rename passes its source and target at once. It returns
 	// the unlock function.
 	LockInboxNames func(login string, names ...string) (unlock func())
+	// BeforePublish, when set, is called with the login and the inbox
+	// name under LockInboxNames, before an upload or a rename gives a file
+	// that name: the gateway moves the name's previous results aside then,
+	// before the file can be processed or the client told. It must not
+	// block long. May be nil.
+	BeforePublish func(login, name string)
 	// InboxBusy, when set, reports whether the gateway is processing
 	// inbox file name; it is asked under LockInboxNames. Such a file is
 	// not renamed or deleted: renamed, it would be processed twice; deleted,

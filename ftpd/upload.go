@@ -437,6 +437,7 @@ func (u *upload) publish() error {
 		unlock()
 		return err
 	}
+	u.d.beforePublish(u.p)
 	err = u.d.fs.Rename(u.temp, u.p)
 	unlock()
 	if err != nil {

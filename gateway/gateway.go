@@ -247,19 +247,24 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		OnUpload: func(login, name string) {
 			// Temporary names wait for their rename, as in the watcher.
 			if !watch.Ignored(name) {
-				// Before the 226: a client reading NAME.report after it
-				// must not find the previous file's results there.
-				g.res.SetAside(login, name)
 				g.in.Submit(login, name)
 			}
 		},
 		LockInboxNames: g.in.LockNames,
 		InboxBusy:      g.in.Busy,
-		OnDelete:       g.fileRemoved,
-		OnLogin:        func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
-		OnBan:          func(netip.Addr) { g.met.Bans.Inc() },
-		Logger:         g.log.With("component", "ftpd"),
-		Clock:          g.clock,
+		// Before the file takes its name: a client reading NAME.report
+		// after its 226 must not find the previous file's results there,
+		// nor this file's moved aside.
+		BeforePublish: func(login, name string) {
+			if !watch.Ignored(name) {
+				g.res.SetAside(login, name, g.in.Busy(login, name))
+			}
+		},
+		OnDelete: g.fileRemoved,
+		OnLogin:  func(outcome string) { g.met.Logins.WithLabelValues(outcome).Inc() },
+		OnBan:    func(netip.Addr) { g.met.Bans.Inc() },
+		Logger:   g.log.With("component", "ftpd"),
+		Clock:    g.clock,
 	})
 	if err != nil {
 		return nil, err

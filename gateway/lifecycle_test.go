@@ -363,3 +363,38 @@ func TestReusedNameNeverShowsThePreviousReport(t *testing.T) {
 		}
 	}
 }
+
+// The same while the previous file of that name is still being processed
+// when the new one lands: the previous file's report, written after the
+// new upload's 226, goes aside too.
+func TestReusedNameWhilePreviousProcessed(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Accounts[0].MaxRecipients = 20000
+	e := start(t, cfg)
+	c := e.login("demo", "demo")
+	res := filepath.Join(e.dir("demo"), "results")
+	if err := c.Stor("daily.txt", strings.NewReader(dropFile("DEMO", "big", 0, 20000))); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Stor("daily.txt", strings.NewReader("U-DEMO\nT-small\n#-447123450001\n")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(res, "daily.txt.report"))
+		if err == nil {
+			// The second file's (one recipient). It is batch 2, or batch
+			// 1 when it replaced the first before that was processed.
+			if !strings.Contains(string(b), "\nrecipients: 1\n") {
+				t.Fatalf("after the second upload's 226, daily.txt.report (%d bytes) is:\n%.60q", len(b), b)
+			}
+			if strings.Contains(string(b), "\nstate: done\n") {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("batch 2 never done")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

@@ -535,11 +535,28 @@ func (in *Intake) LockNames(login string, names ...string) (unlock func()) {
 // it renames or deletes an inbox file: renamed, the file would be
 // processed again under its new name (sent twice with no dedupe window);
 // deleted, it would be sent anyway, its bytes kept.
+//
+// A file whose batch is stored but whose move failed (a full disk) is busy
+// too until a scan moves it: its batch is sent, so renamed it would be
+// processed again, and deleted it would be sent all the same.
 func (in *Intake) Busy(login, name string) bool {
 	in.busyMu.Lock()
-	defer in.busyMu.Unlock()
 	_, ok := in.busy[job{strings.ToLower(login), name}]
-	return ok
+	in.busyMu.Unlock()
+	if ok {
+		return true
+	}
+	a := in.accounts[strings.ToLower(login)]
+	if a == nil {
+		return false
+	}
+	b, err := in.o.Store.InboxBatch(a.Login, name)
+	if err != nil || b == nil || b.Moved {
+		return false
+	}
+	// The file read, not a newer upload under its name (see lostMoves).
+	fi, err := os.Lstat(filepath.Join(a.Dir, name))
+	return err == nil && !fi.ModTime().After(b.Received)
 }
 
 func (in *Intake) setBusy(key job, on bool) {

@@ -609,11 +609,19 @@ func TestMoveFailureStillAnnounced(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.write(t, "a.txt", drop)
+	if err := os.Chtimes(filepath.Join(f.dir, "a.txt"), t0, t0.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
 	if err := f.in.Process("demo", "a.txt"); err == nil {
 		t.Fatal("the move into a file named archive succeeded")
 	}
 	if len(f.got) != 1 || f.got[0].State != state.Sending {
 		t.Fatalf("announced %+v, want the stored batch, sending", f.got)
+	}
+	// Its batch is sent: renamed or deleted over FTP meanwhile, the file
+	// would be processed twice or sent anyway, so it stays busy.
+	if !f.in.Busy("demo", "a.txt") {
+		t.Error("a stored file waiting for its move is not busy")
 	}
 	// The disk is fixed; the next scan offers the file again.
 	if err := os.Remove(arch); err != nil {
@@ -627,6 +635,9 @@ func TestMoveFailureStillAnnounced(t *testing.T) {
 	}
 	if len(f.got) != 1 || !slices.Equal(recovered, []uint64{f.got[0].ID}) {
 		t.Fatalf("stored %d, recovered %v: want the first batch moved, not stored again", len(f.got), recovered)
+	}
+	if f.in.Busy("demo", "a.txt") {
+		t.Error("busy after its move")
 	}
 	if _, err := os.Stat(filepath.Join(arch, f.got[0].FileName())); err != nil {
 		t.Fatal(err)

@@ -77,10 +77,22 @@ type Writer struct {
 	// writeMu orders every write of result files; files is used under it.
 	writeMu sync.Mutex
 	files   *atomicFiles
-	// aside maps "account/NAME" (account in lower case) to the batch
-	// whose results SetAside moved to NAME.<id>.*: until a newer batch
-	// of that name is written, that batch writes there. Under writeMu.
-	aside map[string]uint64
+	// aside marks the names SetAside made way for, by "account/NAME"
+	// (account in lower case): until the new upload's batch is written,
+	// older batches of that name write to NAME.<id>.*. Under writeMu.
+	aside map[string]asideMark
+}
+
+// asideMark tells the batches older than a new upload of a name: those up
+// to upTo, stored before it, and any whose processing began before at
+// (the previous file's, still being processed when the upload came).
+type asideMark struct {
+	upTo uint64
+	at   time.Time
+}
+
+func (m asideMark) older(b *state.Batch) bool {
+	return b.ID <= m.upTo || b.Received.Before(m.at)
 }
 
 // New returns a Writer.
@@ -96,7 +108,7 @@ func New(o Options) *Writer {
 	}
 	w := &Writer{o: o, accounts: map[string]Account{}, notify: make(chan struct{}, 1),
 		pending: map[uint64]bool{}, final: map[uint64]bool{}, replies: map[string]bool{}, repliesNext: map[string]time.Time{}, next: map[uint64]time.Time{},
-		files: newAtomicFiles(), aside: map[string]uint64{}}
+		files: newAtomicFiles(), aside: map[string]asideMark{}}
 	for _, a := range o.Accounts {
 		if a.Location == nil {
 			a.Location = time.UTC
@@ -307,13 +319,15 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 		dir := filepath.Join(a.Dir, "results")
 		base := b.Name
 		key := asideKey(b.Account, b.Name)
-		switch aside := w.aside[key]; {
-		case latest != b.ID && latest != 0, aside == b.ID:
+		mark, marked := w.aside[key]
+		older := marked && mark.older(b)
+		if marked && !older {
+			delete(w.aside, key) // the new upload's own results now
+		}
+		switch {
+		case latest != b.ID && latest != 0, older:
 			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
 		case b.SameNameBefore != 0:
-			if aside != 0 && aside < b.ID {
-				delete(w.aside, key) // the newer upload's own results now
-			}
 			// Only then can NAME.report be another batch's.
 			if err := supersede(dir, b.Name, b.ID); err != nil {
 				return err
@@ -398,15 +412,19 @@ func (w *Writer) makeDurable(now time.Time) error {
 
 func asideKey(account, name string) string { return strings.ToLower(account) + "/" + name }
 
-// SetAside moves account's results/NAME.report and NAME.csv to
-// NAME.<id>.report and .csv when a new file is uploaded under NAME, before
-// the upload is acknowledged (SPEC §5: they are "first renamed"). Until
-// then a client that polled NAME.report right after its upload read the
-// previous file's final report, for the few milliseconds before the new
-// batch's results were written, and took it for its own. NAME.report is
-// missing until the new one is written.
-func (w *Writer) SetAside(account, name string) {
-	if w.o.Store.Latest(account, name) == 0 {
+// SetAside makes way for a new file uploaded to account's inbox under
+// NAME, before the upload is acknowledged: results/NAME.report and NAME.csv
+// go to NAME.<id>.report and .csv (SPEC §5: they are "first renamed"), and
+// older batches of that name keep writing there, including one stored but
+// not written yet, and the previous file's when busy says it is still
+// being processed. NAME.report is then missing until the new file's report
+// is written. Before, a client that polled NAME.report right after its
+// upload read the previous file's report and took it for its own. The FTP
+// server calls it under the name's lock, before the upload takes the name,
+// so that the new file cannot be processed before.
+func (w *Writer) SetAside(account, name string, busy bool) {
+	latest := w.o.Store.Latest(account, name)
+	if latest == 0 && !busy {
 		return // a name never used: nothing to move (the common case)
 	}
 	a, ok := w.accounts[strings.ToLower(account)]
@@ -429,8 +447,8 @@ func (w *Writer) SetAside(account, name string) {
 				break
 			}
 		}
-		w.aside[asideKey(account, name)] = old
 	}
+	w.aside[asideKey(account, name)] = asideMark{upTo: max(old, latest), at: w.o.Clock.Now()}
 	if err != nil {
 		w.o.Logger.Error("move the previous results of a reused name aside", "account", account, "file", name, "err", err)
 	}

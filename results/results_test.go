@@ -421,3 +421,70 @@ func TestFailedWriteTriedAgain(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// SetAside makes way for a new upload of a name: the batches older than
+// it (one written, one stored but not written yet, one still being
+// processed when the upload came) write to NAME.<id>.*, and NAME.report is
+// the new upload's once written, never moved aside. Before, SetAside moved
+// only a report on disk, after the 226: an older batch written later took
+// NAME.report, and a new batch written before SetAside lost its report.
+func TestSetAsideForANewUpload(t *testing.T) {
+	report := func(f *fixture) string {
+		b, err := os.ReadFile(filepath.Join(f.dir, "results", "d.txt.report"))
+		if err != nil {
+			return ""
+		}
+		return strings.SplitN(string(b), "\n", 2)[0]
+	}
+	write := func(t *testing.T, f *fixture, b *state.Batch) {
+		t.Helper()
+		if _, err := f.w.WriteBatch(b.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("written, then stored but not written", func(t *testing.T) {
+		f := newFixture(t)
+		write(t, f, f.add(t, "d.txt", "U-DEMO\nT-one\n#-447123450001\n"))
+		two := f.add(t, "d.txt", "U-DEMO\nT-two\n#-447123450001\n")
+		f.clk.Advance(time.Second)
+		f.w.SetAside("demo", "d.txt", false) // the third upload
+		if got := report(f); got != "" {
+			t.Fatalf("d.txt.report right after SetAside: %q, want none", got)
+		}
+		write(t, f, two)
+		if got := report(f); got != "" {
+			t.Fatalf("the older batch 2 took d.txt.report: %q", got)
+		}
+		f.clk.Advance(time.Second)
+		write(t, f, f.add(t, "d.txt", "U-DEMO\nT-three\n#-447123450001\n"))
+		if got := report(f); got != "batch: 3" {
+			t.Fatalf("d.txt.report = %q, want batch 3", got)
+		}
+		for _, name := range []string{"d.txt.1.report", "d.txt.2.report"} {
+			if _, err := os.Stat(filepath.Join(f.dir, "results", name)); err != nil {
+				t.Errorf("%s: %v", name, err)
+			}
+		}
+	})
+	t.Run("the previous file still being processed", func(t *testing.T) {
+		f := newFixture(t)
+		received := f.clk.Now() // its processing began
+		f.clk.Advance(time.Second)
+		f.w.SetAside("demo", "d.txt", true)
+		f.clk.Advance(time.Second)
+		p, _ := batch.Parse(strings.NewReader("U-DEMO\nT-one\n#-447123450001\n"), batch.Settings{Code: "DEMO", Now: f.clk.Now})
+		one, err := f.store.CreateBatch(state.NewBatch{Account: "demo", Name: "d.txt", Sum: []byte("1"), Received: received,
+			Parsed: p, DedupeWindow: time.Hour, Validity: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write(t, f, one)
+		if got := report(f); got != "" {
+			t.Fatalf("the previous file's batch took d.txt.report: %q", got)
+		}
+		write(t, f, f.add(t, "d.txt", "U-DEMO\nT-two\n#-447123450001\n"))
+		if got := report(f); got != "batch: 2" {
+			t.Fatalf("d.txt.report = %q, want batch 2", got)
+		}
+	})
+}
