@@ -578,7 +578,7 @@ func (d *Dispatcher) pick(now time.Time, t *state.Tick) (time.Duration, error) {
 			if p.held[strings.ToLower(r.Account)] {
 				continue // stays due: a later tick takes it
 			}
-			if !d.take(&p, r.Account, r.Message) {
+			if !d.take(&p, r.Account, r.Message, r.Deadline) {
 				if p.stopped {
 					return p.wait, nil
 				}
@@ -643,8 +643,9 @@ const freshPage = 16
 
 // picked is a message a tick offers for hand-over, and its account.
 type picked struct {
-	m       *state.Message
-	account string
+	m        *state.Message
+	account  string
+	deadline time.Time
 }
 
 // picking is one tick's pick in progress.
@@ -662,7 +663,7 @@ type picking struct {
 
 // take hands m over if the limiters allow it now. When one refuses, it
 // records the wait, and whose limit it was.
-func (d *Dispatcher) take(p *picking, account string, m *state.Message) bool {
+func (d *Dispatcher) take(p *picking, account string, m *state.Message, deadline time.Time) bool {
 	ok, wait, global := d.allow(p.now, account, max(m.Segments, 1))
 	if !ok {
 		if p.wait < 0 || wait < p.wait {
@@ -677,7 +678,7 @@ func (d *Dispatcher) take(p *picking, account string, m *state.Message) bool {
 	}
 	k := state.Key{Batch: m.Batch, Line: m.Line}
 	p.t.Handovers = append(p.t.Handovers, k)
-	d.picked[k] = picked{m: m, account: account}
+	d.picked[k] = picked{m: m, account: account, deadline: deadline}
 	return true
 }
 
@@ -700,7 +701,7 @@ func (d *Dispatcher) first(p *picking, b *state.Batch) error {
 			p.budget--
 			continue
 		}
-		if !d.take(p, b.Account, m) {
+		if !d.take(p, b.Account, m, b.Deadline) {
 			advance(b, cur, p.t)
 			return nil
 		}
@@ -757,7 +758,8 @@ func (d *Dispatcher) send(ctx context.Context, keys []state.Key, t *state.Tick) 
 		m, acct := pm.m, pm.account
 		attempts = append(attempts, m.Attempts)
 		msgs = append(msgs, sender.Message{ID: m.ID(), Account: acct, Batch: m.Batch, Line: m.Line,
-			To: m.Number, From: d.o.SenderIDs[strings.ToLower(acct)], Text: m.Text, Encoding: m.Encoding, Segments: m.Segments})
+			To: m.Number, From: d.o.SenderIDs[strings.ToLower(acct)], Text: m.Text, Encoding: m.Encoding, Segments: m.Segments,
+			Deadline: pm.deadline})
 		outs = append(outs, state.Outcome{Key: k})
 	}
 	// Shutdown must not cut a hand-over in the middle: wait for answers up

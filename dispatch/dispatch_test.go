@@ -827,3 +827,24 @@ func TestHealthyNotClearedByAnEmptyTick(t *testing.T) {
 		}
 	}
 }
+
+// Each hand-over carries its batch's validity end, for providers that can
+// stop trying then (SMPP validity_period), first tries and retries alike.
+func TestHandOverCarriesDeadline(t *testing.T) {
+	h := newHarness(t, Options{RetryBase: time.Second})
+	h.snd.answer = func(m sender.Message, attempt int) error {
+		if m.Line == 4 && attempt == 1 {
+			return &sender.Error{Code: "THROTTLED", Temporary: true}
+		}
+		return nil
+	}
+	b := h.add(2, t0, false, 1)
+	h.until(b.ID, time.Second, "both on", func(b *state.Batch) bool { return b.Count(batch.StatusOn) == 2 })
+	h.snd.mu.Lock()
+	defer h.snd.mu.Unlock()
+	for _, m := range h.snd.sent {
+		if !m.Deadline.Equal(b.Deadline) || m.Deadline.IsZero() {
+			t.Errorf("line %d handed over with deadline %v, want the batch's %v", m.Line, m.Deadline, b.Deadline)
+		}
+	}
+}

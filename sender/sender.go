@@ -23,6 +23,9 @@ type Message struct {
 	Text     string // final text
 	Encoding batch.Encoding
 	Segments int
+	// Deadline is the batch's validity end (zero: none): a provider that
+	// can be told stops trying to deliver then.
+	Deadline time.Time
 }
 
 // Result is the outcome of handing one Message over.

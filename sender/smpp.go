@@ -718,6 +718,16 @@ func (s *SMPP) pass(ctx context.Context, call *smppCall, todo []int, fresh bool)
 	}
 }
 
+// validityPeriod writes t in SMPP 3.4's absolute time format
+// ("YYMMDDhhmmsstnnp", §7.1.1), in UTC; "" (the SMSC's default) for the
+// zero time.
+func validityPeriod(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format("060102150405") + "000+"
+}
+
 // submitPDU builds the submit_sm of part p of m.
 func (s *SMPP) submitPDU(m Message, p *smppPart) (*pdu.SubmitSM, error) {
 	req := pdu.NewSubmitSM().(*pdu.SubmitSM)
@@ -732,6 +742,10 @@ func (s *SMPP) submitPDU(m Message, p *smppPart) (*pdu.SubmitSM, error) {
 	}
 	req.SourceAddr, req.DestAddr = src, dst
 	req.RegisteredDelivery = data.SM_SMSC_RECEIPT_REQUESTED
+	// The SMSC stops trying at the batch's validity, as smsdrop does:
+	// without it, it kept its own default (often days) and delivered
+	// messages long after they were due.
+	req.ValidityPeriod = validityPeriod(m.Deadline)
 	if p.udh {
 		req.EsmClass = data.SM_UDH_GSM
 	}

@@ -46,6 +46,7 @@ type smscRecord struct {
 	DataCoding         int    `json:"data_coding"`
 	ShortMessage       string `json:"short_message"` // hex
 	MessageID          string `json:"message_id"`
+	ValidityPeriod     string `json:"validity_period"` // RFC 3339 when absolute
 	RespStatus         uint32 `json:"resp_status"`
 	Held               bool   `json:"held"`
 	Cmd                string `json:"cmd"`

@@ -768,3 +768,34 @@ func TestSMPPThrottleHoldsUnbegunMessagesWhole(t *testing.T) {
 		}
 	}
 }
+
+// Every part carries the batch's validity end as validity_period (SMPP
+// absolute time, UTC), so the SMSC stops trying when smsdrop does; without
+// a deadline the SMSC's default applies.
+func TestSMPPValidityPeriod(t *testing.T) {
+	m := startSMSC(t)
+	s := newTestSMPP(t, m, nil)
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Date(2026, 11, 24, 9, 30, 15, 0, time.FixedZone("CET", 3600))
+	msg := gsmMessage("1-1", "+447700900001", strings.Repeat("0123456789", 20)) // 2 parts
+	msg.Deadline = deadline
+	sendOK(t, s, msg, gsmMessage("1-2", "+447700900002", "no deadline"))
+	subs := m.pdus("submit_sm")
+	if len(subs) != 3 {
+		t.Fatalf("%d submit_sm, want 3", len(subs))
+	}
+	for i, r := range subs[:2] {
+		got, err := time.Parse(time.RFC3339, r.ValidityPeriod)
+		if err != nil || !got.Equal(deadline) {
+			t.Errorf("part %d: validity_period %q (%v), want %s", i+1, r.ValidityPeriod, err, deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	if vp := subs[2].ValidityPeriod; vp != "" {
+		t.Errorf("no deadline: validity_period %q, want none", vp)
+	}
+	if got := validityPeriod(deadline); got != "261124083015000+" {
+		t.Errorf("validityPeriod = %q", got)
+	}
+}

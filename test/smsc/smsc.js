@@ -95,6 +95,11 @@ function record(conn, pdu) {
 	if (pdu.short_message !== undefined) {
 		r.short_message = hex(pdu.short_message);
 	}
+	if (pdu.validity_period instanceof Date) {
+		r.validity_period = pdu.validity_period.toISOString();
+	} else if (pdu.validity_period) {
+		r.validity_period = String(pdu.validity_period);
+	}
 	return r;
 }
 
