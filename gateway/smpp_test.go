@@ -172,7 +172,11 @@ func TestSMPPReceiptInOtherBaseAfterRestart(t *testing.T) {
 		_, err := os.Stat(report)
 		return err == nil && readReport(t, report)["on"] == "1"
 	})
-	subs := sc.submits()
+	var subs []map[string]any
+	waitFor(t, "the submit_sm logged by the SMSC", func() bool {
+		subs = sc.submits()
+		return len(subs) >= 1
+	})
 	if len(subs) != 1 {
 		t.Fatalf("%d submit_sm, want 1", len(subs))
 	}

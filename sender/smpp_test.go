@@ -762,6 +762,9 @@ func TestSMPPThrottleHoldsUnbegunMessagesWhole(t *testing.T) {
 			t.Errorf("message %d, not begun before the throttle: code %q temporary %v (%v), want THROTTLED, retried whole", i+1, code, temp, res[i].Err)
 		}
 	}
+	// The SMSC logs in order: once it acknowledges a command, every
+	// submit_sm before it is in the log.
+	m.do(map[string]any{"cmd": "config", "statuses": []data.CommandStatusType{}})
 	for _, r := range m.pdus("submit_sm") {
 		if r.DestinationAddr != "447700900001" {
 			t.Errorf("a part of a held message was submitted: to %s", r.DestinationAddr)
@@ -782,7 +785,7 @@ func TestSMPPValidityPeriod(t *testing.T) {
 	msg := gsmMessage("1-1", "+447700900001", strings.Repeat("0123456789", 20)) // 2 parts
 	msg.Deadline = deadline
 	sendOK(t, s, msg, gsmMessage("1-2", "+447700900002", "no deadline"))
-	subs := m.pdus("submit_sm")
+	subs := m.waitPDUs("submit_sm", 3)
 	if len(subs) != 3 {
 		t.Fatalf("%d submit_sm, want 3", len(subs))
 	}
