@@ -6,6 +6,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -111,6 +112,9 @@ type Dispatcher struct {
 	// asleep is true while Run waits for something to do; tests use it to
 	// move a fake clock only once the loop is idle.
 	asleep atomic.Bool
+	// country is the one country every account has, "" when they differ:
+	// a reply whose account is unknown is read in it (see replyFrom).
+	country string
 	// failing holds the store error of the last tick while ticks fail
 	// (see Healthy); nil once one commits.
 	failing atomic.Pointer[error]
@@ -152,6 +156,13 @@ func New(o Options) *Dispatcher {
 		picked:   map[state.Key]picked{},
 	}
 	d.global = newLimiter(o.Rate)
+	for _, c := range o.Countries {
+		if d.country != "" && c != d.country {
+			d.country = ""
+			break
+		}
+		d.country = c
+	}
 	for a, r := range o.AccountRates {
 		if r > 0 {
 			d.accounts[strings.ToLower(a)] = newLimiter(r)
@@ -248,17 +259,9 @@ func (d *Dispatcher) replyFrom(from, account string) string {
 	if strings.HasPrefix(from, "+") || from == "" {
 		return from
 	}
-	country := d.o.Countries[strings.ToLower(account)]
+	country := cmp.Or(d.o.Countries[strings.ToLower(account)], d.country)
 	if country == "" {
-		for _, c := range d.o.Countries {
-			if country != "" && c != country {
-				return from // accounts of several countries: no way to tell
-			}
-			country = c
-		}
-	}
-	if country == "" {
-		return from
+		return from // accounts of several countries: no way to tell
 	}
 	if n, ok := batch.E164(from, country); ok {
 		return n

@@ -282,12 +282,14 @@ func (d *clientDriver) Remove(name string) error {
 		return d.refuse("remove", p, errBusy)
 	}
 	size := fi.Size()
-	if cur, _, err := d.lstat.LstatIfPossible(p); err == nil && path.Dir(p) == "/" {
+	if path.Dir(p) == "/" {
 		// Measured again under the name's lock: a rename may have put
 		// another file there since resolve, and the quota must count
 		// what goes (found by review: racing renames and deletes freed
 		// the same bytes twice).
-		size = cur.Size()
+		if cur, _, err := d.lstat.LstatIfPossible(p); err == nil {
+			size = cur.Size()
+		}
 	}
 	// A symlink swapped in after resolve is only unlinked, never followed.
 	err = d.fs.Remove(p)
@@ -323,22 +325,19 @@ func (d *clientDriver) Rename(oldname, newname string) error {
 	if !fi.Mode().IsRegular() {
 		return d.refuse("rename", from, errNotFile)
 	}
-	if _, err := d.replaceable("rename", to); err != nil {
-		return err
-	}
 	if from == to {
 		return nil
 	}
 	unlock := d.lockInboxNames(from, to)
-	if d.inboxBusy(from) {
-		unlock()
-		return d.refuse("rename", from, errBusy)
-	}
 	// What the rename frees, measured under the names' lock (see Remove).
 	replaced, err := d.replaceable("rename", to)
 	if err != nil {
 		unlock()
 		return err
+	}
+	if d.inboxBusy(from) {
+		unlock()
+		return d.refuse("rename", from, errBusy)
 	}
 	d.beforePublish(to)
 	err = d.fs.Rename(from, to)

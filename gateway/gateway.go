@@ -257,7 +257,9 @@ func New(cfg *config.Config, o Options) (*Gateway, error) {
 		// nor this file's moved aside.
 		BeforePublish: func(login, name string) {
 			if !watch.Ignored(name) {
-				g.res.SetAside(login, name, g.in.Busy(login, name))
+				// A name no batch has had is busy only while opened: a
+				// stored batch waiting for its move has a name.
+				g.res.SetAside(login, name, func() bool { return g.in.Opened(login, name) })
 			}
 		},
 		OnDelete: g.fileRemoved,

@@ -540,10 +540,7 @@ func (in *Intake) LockNames(login string, names ...string) (unlock func()) {
 // too until a scan moves it: its batch is sent, so renamed it would be
 // processed again, and deleted it would be sent all the same.
 func (in *Intake) Busy(login, name string) bool {
-	in.busyMu.Lock()
-	_, ok := in.busy[job{strings.ToLower(login), name}]
-	in.busyMu.Unlock()
-	if ok {
+	if in.Opened(login, name) {
 		return true
 	}
 	a := in.accounts[strings.ToLower(login)]
@@ -554,9 +551,25 @@ func (in *Intake) Busy(login, name string) bool {
 	if err != nil || b == nil || b.Moved {
 		return false
 	}
-	// The file read, not a newer upload under its name (see lostMoves).
 	fi, err := os.Lstat(filepath.Join(a.Dir, name))
-	return err == nil && !fi.ModTime().After(b.Received)
+	return err == nil && writtenBefore(fi, b)
+}
+
+// Opened reports whether a worker has inbox file name of account login
+// open and has not moved it yet: the part of Busy that needs no store.
+func (in *Intake) Opened(login, name string) bool {
+	in.busyMu.Lock()
+	defer in.busyMu.Unlock()
+	_, ok := in.busy[job{strings.ToLower(login), name}]
+	return ok
+}
+
+// writtenBefore reports whether an inbox file is the one batch b was read
+// from, as far as its modification time tells: written before b was
+// received, where a newer upload under its name, even of the same bytes,
+// is written after. A rename keeps it.
+func writtenBefore(fi os.FileInfo, b *state.Batch) bool {
+	return !fi.ModTime().After(b.Received)
 }
 
 func (in *Intake) setBusy(key job, on bool) {
@@ -724,7 +737,7 @@ func (in *Intake) lostMoves(a *Account) error {
 		// upload, even with the same bytes (the user deleted the batch's
 		// file, and the same export came again while smsdrop was down).
 		fi, err := e.Info()
-		if err != nil || fi.ModTime().After(b.Received) {
+		if err != nil || !writtenBefore(fi, b) {
 			continue
 		}
 		if in.inFolder(a, b) || !sameBytes(filepath.Join(a.Dir, name), b.Hash) {

@@ -329,7 +329,7 @@ func (w *Writer) writeBatch(id uint64) (final bool, rows int, err error) {
 			base = fmt.Sprintf("%s.%d", b.Name, b.ID)
 		case b.SameNameBefore != 0:
 			// Only then can NAME.report be another batch's.
-			if err := supersede(dir, b.Name, b.ID); err != nil {
+			if _, err := supersede(dir, b.Name, b.ID); err != nil {
 				return err
 			}
 		}
@@ -421,10 +421,11 @@ func asideKey(account, name string) string { return strings.ToLower(account) + "
 // is written. Before, a client that polled NAME.report right after its
 // upload read the previous file's report and took it for its own. The FTP
 // server calls it under the name's lock, before the upload takes the name,
-// so that the new file cannot be processed before.
-func (w *Writer) SetAside(account, name string, busy bool) {
+// so that the new file cannot be processed before. busy is asked only for
+// a name no batch has had yet.
+func (w *Writer) SetAside(account, name string, busy func() bool) {
 	latest := w.o.Store.Latest(account, name)
-	if latest == 0 && !busy {
+	if latest == 0 && !busy() {
 		return // a name never used: nothing to move (the common case)
 	}
 	a, ok := w.accounts[strings.ToLower(account)]
@@ -434,10 +435,7 @@ func (w *Writer) SetAside(account, name string, busy bool) {
 	w.writeMu.Lock()
 	defer w.writeMu.Unlock()
 	dir := filepath.Join(a.Dir, "results")
-	old, err := reportBatch(filepath.Join(dir, name+".report"))
-	if err == nil && old != 0 {
-		err = supersede(dir, name, 0)
-	}
+	old, err := supersede(dir, name, 0)
 	if err == nil && old != 0 {
 		// The report first: a client that finds no report does not
 		// look for the CSV.
@@ -459,19 +457,19 @@ func (w *Writer) SetAside(account, name string, busy bool) {
 // It hard-links them aside rather than renaming, and the new files then
 // replace NAME.* by rename: a client polling NAME.report never finds it
 // missing.
-func supersede(dir, name string, id uint64) error {
-	old, err := reportBatch(filepath.Join(dir, name+".report"))
+func supersede(dir, name string, id uint64) (old uint64, err error) {
+	old, err = reportBatch(filepath.Join(dir, name+".report"))
 	if err != nil || old == 0 || old == id {
-		return err
+		return 0, err
 	}
 	for _, ext := range []string{".report", ".csv"} {
 		src := filepath.Join(dir, name+ext)
 		dst := filepath.Join(dir, fmt.Sprintf("%s.%d%s", name, old, ext))
 		if err := os.Link(src, dst); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("keep results of batch %d: %w", old, err)
+			return 0, fmt.Errorf("keep results of batch %d: %w", old, err)
 		}
 	}
-	return nil
+	return old, nil
 }
 
 // reportBatch reads the "batch: N" line a report starts with; 0 when the file

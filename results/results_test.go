@@ -447,7 +447,7 @@ func TestSetAsideForANewUpload(t *testing.T) {
 		write(t, f, f.add(t, "d.txt", "U-DEMO\nT-one\n#-447123450001\n"))
 		two := f.add(t, "d.txt", "U-DEMO\nT-two\n#-447123450001\n")
 		f.clk.Advance(time.Second)
-		f.w.SetAside("demo", "d.txt", false) // the third upload
+		f.w.SetAside("demo", "d.txt", func() bool { return false }) // the third upload
 		if got := report(f); got != "" {
 			t.Fatalf("d.txt.report right after SetAside: %q, want none", got)
 		}
@@ -470,7 +470,7 @@ func TestSetAsideForANewUpload(t *testing.T) {
 		f := newFixture(t)
 		received := f.clk.Now() // its processing began
 		f.clk.Advance(time.Second)
-		f.w.SetAside("demo", "d.txt", true)
+		f.w.SetAside("demo", "d.txt", func() bool { return true })
 		f.clk.Advance(time.Second)
 		p, _ := batch.Parse(strings.NewReader("U-DEMO\nT-one\n#-447123450001\n"), batch.Settings{Code: "DEMO", Now: f.clk.Now})
 		one, err := f.store.CreateBatch(state.NewBatch{Account: "demo", Name: "d.txt", Sum: []byte("1"), Received: received,
